@@ -1,0 +1,65 @@
+# One entry point for every task; see README.md. Targets create what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_ROOT_USER_ACTION := ignore
+
+.PHONY: help venv run test test-service test-chart test-container lint format tools lock \
+        kind-up deploy kind-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --require-hashes -r requirements.txt
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## create .venv with the pinned runtime and dev dependencies
+
+run: $(STAMP) ## serve the API on :5000 (starts a throwaway local MariaDB/MySQL when DATABASE_HOST is unset)
+	$(PY) scripts/localdb.py run
+
+test: $(STAMP) tools ## the whole suite: lint, service, chart/skaffold, e2e (skips without a cluster)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+test-service: $(STAMP) ## only the service tests (no tools needed)
+	$(PY) -m pytest tests/service
+
+test-container: $(STAMP) ## build and run the real image under a private dockerd (root; takes minutes)
+	scripts/test-container.sh
+
+lint: $(STAMP) ## ruff lint + format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+tools: ## helm, kubectl, kubernetes-validate, checkov, yamllint, hadolint, compose into .tools/
+	PYTHON=$(PYTHON) scripts/install-tools.sh
+
+lock: $(STAMP) ## re-pin requirements*.txt (with hashes) from requirements*.in
+	$(VENV)/bin/pip install -q pip-tools
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.txt requirements-dev.in
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-tools.txt requirements-tools.in
+
+kind-up: ## create the local kind cluster (k8s-dev/kind.yaml)
+	k8s-dev/kind-up.sh
+
+deploy: ## build the image, load it into kind, helm upgrade --install --wait
+	k8s-dev/deploy.sh
+
+kind-down: ## delete the local kind cluster
+	k8s-dev/kind-down.sh
+
+clean: ## remove virtualenvs, tools and local data
+	rm -rf $(VENV) .tools .local .pytest_cache .ruff_cache
