@@ -1,0 +1,56 @@
+"""The users service: a twelve-factor Flask + MySQL web application.
+
+`create_app()` is the application factory. It reads nothing but the settings it is given (or
+the environment, when called by gunicorn with none) and opens no connection: each worker
+connects on its first request, after gunicorn has forked.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from flask import Flask, Response, g, request
+
+from service import db, errors, health, metrics, openapi, users
+from service.migrations import load_migrations
+from service.settings import Settings, load_settings
+
+REQUEST_ID_MAX = 200
+
+
+def _request_id() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if 0 < len(incoming) <= REQUEST_ID_MAX else uuid.uuid4().hex
+
+
+def _echo_request_id(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+    return response
+
+
+def create_app(
+    settings: Settings | None = None, *, multiprocess_metrics: bool | None = None
+) -> Flask:
+    if settings is None:
+        settings = load_settings(os.environ)
+    if multiprocess_metrics is None:
+        multiprocess_metrics = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+    app = Flask(__name__)
+    app.config.update(
+        SETTINGS=settings,
+        MIGRATIONS=load_migrations(),
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.json.sort_keys = False
+    app.before_request(_request_id)
+    app.after_request(_echo_request_id)
+
+    observe = metrics.init_app(app, multiprocess=multiprocess_metrics)
+    db.init_app(app, settings, observe)
+    errors.init_app(app)
+    app.register_blueprint(users.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    return app

@@ -1,0 +1,47 @@
+"""gunicorn settings for the web process, all derived from the service's settings object.
+
+Loaded by `python -m service web` as `--config python:service.gunicorn_conf`. The master
+reads it once; workers are forked after it and build the app themselves (no preload), so no
+database connection or metrics file is ever shared across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+from service.logs import logging_config
+from service.settings import load_settings
+
+_settings = load_settings(os.environ)
+
+wsgi_app = "service:create_app()"
+bind = [f"0.0.0.0:{_settings.port}"]
+workers = _settings.web_concurrency
+worker_class = "sync"
+timeout = _settings.web_timeout
+graceful_timeout = _settings.graceful_timeout
+worker_tmp_dir = str(_settings.worker_tmp_dir)  # tmpfs: the heartbeat file never blocks on disk
+reload = _settings.web_reload
+control_socket_disable = True  # no $HOME/.gunicorn socket: read-only root fs, one per test server
+logconfig_dict = logging_config(_settings.log_level)
+proc_name = "users-service"
+
+
+def on_starting(server: Any) -> None:
+    """Wipe the metrics of earlier runs: stale per-PID files would be summed into /metrics."""
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Fold a dead worker's live gauges away (its counters stay summed)."""
+    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

@@ -1,0 +1,110 @@
+"""Logs as an event stream: one JSON object per line on stdout, for every process type.
+
+The same `logging_config()` dict configures the web process (through gunicorn's
+`logconfig_dict`, so gunicorn's own error and access logs are JSON too) and the admin
+processes (through `logging.config.dictConfig`). Nothing is written to files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import time
+from typing import Any
+
+from flask import g, has_request_context
+
+# Attributes every LogRecord has; anything else on a record was passed as `extra=` and is emitted.
+_RECORD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+)
+
+
+def _timestamp(created: float) -> str:
+    seconds = int(created)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + (
+        f".{int((created - seconds) * 1000):03d}Z"
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object: timestamp (UTC, ISO 8601), level, logger, message,
+    the request id when logged inside a request, any `extra=` fields, and the exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "timestamp": _timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if has_request_context() and "request_id" in g:
+            event["request_id"] = g.request_id
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                event[key] = value
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return json.dumps(event, default=str, ensure_ascii=False)
+
+
+class AccessFormatter(JsonFormatter):
+    """gunicorn's access logger passes its "atoms" dict as the record's args: turn the atoms
+    into named fields instead of an Apache-style line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        atoms = record.args
+        if not hasattr(atoms, "get"):
+            return super().format(record)
+        return json.dumps(
+            {
+                "timestamp": _timestamp(record.created),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": "request",
+                "method": atoms.get("m"),
+                "path": atoms.get("U"),
+                "query": atoms.get("q") or None,
+                "status": int(atoms.get("s")),
+                "duration_ms": round(int(atoms.get("D")) / 1000, 3),
+                "bytes": atoms.get("B"),
+                "remote_addr": atoms.get("h"),
+                "user_agent": atoms.get("a"),
+                "request_id": atoms.get("{x-request-id}o"),
+            },
+            ensure_ascii=False,
+        )
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """A dictConfig dict that sends every logger (gunicorn's included) to stdout as JSON."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": JsonFormatter},
+            "access": {"()": AccessFormatter},
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+    }
+
+
+def configure_logging(level: str) -> None:
+    logging.config.dictConfig(logging_config(level))

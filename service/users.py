@@ -1,0 +1,120 @@
+"""The /users resource: routes and their SQL, parameterised and in plain sight."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pymysql
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from werkzeug.exceptions import NotFound
+
+from service.db import get_db
+from service.errors import Conflict
+from service.validation import parse_json_object, parse_page, validate_user
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+
+COLUMNS = "id, name, email, created_at, updated_at"
+ER_DUP_ENTRY = 1062
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat(timespec="microseconds") + "Z"  # stored as UTC, naive
+
+
+def _user(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "name": row[1],
+        "email": row[2],
+        "created_at": _iso(row[3]),
+        "updated_at": _iso(row[4]),
+    }
+
+
+def _body(*, partial: bool) -> dict[str, str]:
+    data = parse_json_object(request.content_type, request.get_data(cache=False))
+    return validate_user(data, partial=partial)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _duplicate(exc: pymysql.err.IntegrityError) -> Conflict:
+    if exc.args[0] == ER_DUP_ENTRY:
+        return Conflict("A user with this email already exists.")
+    raise exc
+
+
+def _not_found(user_id: int) -> NotFound:
+    return NotFound(f"No user with id {user_id}.")
+
+
+@bp.post("")
+def create_user() -> tuple[Response, int, dict[str, str]]:
+    fields = _body(partial=False)
+    now = _now()
+    try:
+        _, user_id = get_db().execute(
+            "insert",
+            "INSERT INTO users (name, email, created_at, updated_at) VALUES (%s, %s, %s, %s)",
+            (fields["name"], fields["email"], now, now),
+        )
+    except pymysql.err.IntegrityError as exc:
+        raise _duplicate(exc) from None
+    user = _user((user_id, fields["name"], fields["email"], now, now))
+    return jsonify(user), 201, {"Location": url_for("users.get_user", user_id=user_id)}
+
+
+@bp.get("")
+def list_users() -> Response:
+    limit, after = parse_page(request.args)
+    rows = get_db().query(
+        f"SELECT {COLUMNS} FROM users WHERE id > %s ORDER BY id LIMIT %s",  # noqa: S608 - constant
+        (after, limit + 1),
+    )
+    items = [_user(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    next_url = url_for("users.list_users", after=items[-1]["id"], limit=limit) if more else None
+    return jsonify(items=items, next=next_url)
+
+
+@bp.get("/<int:user_id>")
+def get_user(user_id: int) -> Response:
+    rows = get_db().query(f"SELECT {COLUMNS} FROM users WHERE id = %s", (user_id,))  # noqa: S608
+    if not rows:
+        raise _not_found(user_id)
+    return jsonify(_user(rows[0]))
+
+
+@bp.patch("/<int:user_id>")
+def update_user(user_id: int) -> Response:
+    fields = _body(partial=True)
+    # Column names come from the validated, fixed set in validation.FIELDS, never from input.
+    assignments = ", ".join(f"{column} = %s" for column in fields)
+    db = get_db()
+    try:
+        updated, _ = db.execute(
+            "update",
+            f"UPDATE users SET {assignments}, updated_at = %s WHERE id = %s",  # noqa: S608
+            (*fields.values(), _now(), user_id),
+        )
+    except pymysql.err.IntegrityError as exc:
+        raise _duplicate(exc) from None
+    if not updated:
+        raise _not_found(user_id)
+    rows = db.query(f"SELECT {COLUMNS} FROM users WHERE id = %s", (user_id,))  # noqa: S608
+    if not rows:  # deleted between the two statements
+        raise _not_found(user_id)
+    return jsonify(_user(rows[0]))
+
+
+@bp.delete("/<int:user_id>")
+def delete_user(user_id: int) -> tuple[str, int]:
+    deleted, _ = get_db().execute("delete", "DELETE FROM users WHERE id = %s", (user_id,))
+    if not deleted:
+        raise _not_found(user_id)
+    current_app.logger.info("user deleted", extra={"user_id": user_id})
+    return "", 204
