@@ -1,0 +1,75 @@
+"""service/db.py: one reused connection per worker, replaced when it dies, no ping per request."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.db import Database, DatabaseUnavailable
+from service.settings import load_settings
+
+
+def make_db(env: dict[str, str], idle_check: float = 60) -> Database:
+    return Database(load_settings(env).database, idle_check_seconds=idle_check)
+
+
+def connection_id(db: Database) -> int:
+    return db.query("SELECT CONNECTION_ID()")[0][0]
+
+
+def kill(admin_conn, conn_id: int) -> None:
+    with admin_conn.cursor() as cursor:
+        cursor.execute("KILL %s", (conn_id,))
+
+
+def test_connection_is_reused_across_queries(database):
+    db = make_db(database)
+    assert connection_id(db) == connection_id(db)
+
+
+def test_read_after_the_server_killed_the_connection_succeeds_on_a_new_one(database, admin_conn):
+    db = make_db(database)
+    first = connection_id(db)
+    kill(admin_conn, first)
+    second = connection_id(db)
+    assert second != first
+
+
+def test_idle_connection_is_pinged_and_replaced_before_a_write(database, admin_conn):
+    db = make_db(database, idle_check=0)
+    first = connection_id(db)
+    kill(admin_conn, first)
+    rows, _ = db.execute(
+        "insert",
+        "INSERT INTO users (name, email, created_at, updated_at) "
+        "VALUES ('a', 'a@example.com', UTC_TIMESTAMP(), UTC_TIMESTAMP())",
+    )
+    assert rows == 1
+    assert connection_id(db) != first
+
+
+def test_write_on_a_connection_lost_mid_query_is_not_retried_blindly(database, admin_conn):
+    db = make_db(database)
+    first = connection_id(db)
+    kill(admin_conn, first)
+    with pytest.raises(DatabaseUnavailable):
+        db.execute(
+            "insert",
+            "INSERT INTO users (name, email, created_at, updated_at) "
+            "VALUES ('b', 'b@example.com', UTC_TIMESTAMP(), UTC_TIMESTAMP())",
+        )
+    assert connection_id(db) != first  # and the next request gets a fresh connection
+
+
+def test_session_runs_in_utc_with_utf8mb4(database):
+    db = make_db(database)
+    assert db.query("SELECT @@session.time_zone, @@character_set_connection")[0] == (
+        "+00:00",
+        "utf8mb4",
+    )
+
+
+def test_observer_receives_each_statement_duration(database):
+    seen = []
+    db = Database(load_settings(database).database, 60, lambda op, s: seen.append((op, s)))
+    db.query("SELECT 1")
+    assert seen and seen[0][0] == "select" and seen[0][1] >= 0

@@ -1,0 +1,235 @@
+"""The real web process (`python -m service web`: gunicorn, 2 workers) as a black box."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from tests.conftest import free_port, localdb, migrate_env
+
+pytestmark = pytest.mark.slow
+
+
+class WebProcess:
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "web.log"
+        self.metrics_dir = tmp / "metrics"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MIGRATE_"))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "web"],
+            env={
+                **clean,
+                **env,
+                "PORT": str(self.port),
+                "WEB_CONCURRENCY": "2",
+                "GRACEFUL_TIMEOUT": "15",
+                "DATABASE_CONNECT_TIMEOUT": "1",
+                "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+            },
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_until_serving()
+
+    def wait_until_serving(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if self.request("GET", "/healthz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"not serving after {timeout} s:\n{self.log.read_text()}")
+
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
+        req.add_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            req.add_header(key, value)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers, err.read()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def lines(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+@pytest.fixture
+def web(database, tmp_path) -> Iterator[WebProcess]:
+    process = WebProcess(database, tmp_path)
+    yield process
+    process.stop()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def block_a_worker(
+    web: WebProcess, admin_conn, user_id: int, name: str
+) -> tuple[threading.Thread, dict]:
+    """Hold a row lock from the test, send a PATCH of that row: one worker is now busy until
+    `admin_conn.commit()`. Returns the thread and the dict its response lands in."""
+    admin_conn.autocommit(False)
+    with admin_conn.cursor() as cursor:
+        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+    result: dict = {}
+    patch = threading.Thread(
+        target=lambda: result.update(
+            response=web.request("PATCH", f"/users/{user_id}", {"name": name})
+        )
+    )
+    patch.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # wait until the PATCH is blocked on our row lock
+        with admin_conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.processlist "
+                "WHERE info LIKE 'UPDATE users SET%%'"
+            )
+            if cursor.fetchone()[0]:
+                return patch, result
+        time.sleep(0.05)
+    pytest.fail("the PATCH never reached the database")
+
+
+def create_user(web: WebProcess, email: str) -> int:
+    status, _, body = web.request("POST", "/users", {"name": "Someone", "email": email})
+    assert status == 201
+    return json.loads(body)["id"]
+
+
+def test_metrics_are_summed_across_workers_and_labelled_by_route(web, admin_conn):
+    user_id = create_user(web, "m@example.com")
+    patch, result = block_a_worker(web, admin_conn, user_id, "M2")  # worker 1 busy
+    statuses = [web.request("GET", f"/users/{user_id}")[0] for _ in range(20)]  # worker 2
+    admin_conn.commit()
+    patch.join(timeout=20)
+    assert statuses == [200] * 20
+    assert result["response"][0] == 200
+    pids = {p.stem.rsplit("_", 1)[-1] for p in web.metrics_dir.glob("histogram_*.db")}
+    assert len(pids) == 2, "both workers should have served requests"
+    for _ in range(6):  # whichever worker answers the scrape, it reports the sum of both
+        text = web.request("GET", "/metrics")[2].decode()
+        count = partial(metric_value, text, "flask_http_request_duration_seconds_count")
+        assert count(route="/users/<int:user_id>", method="GET", status="200") == 20
+        assert count(route="/users/<int:user_id>", method="PATCH", status="200") == 1
+    assert f"/users/{user_id}" not in text
+    assert 'route="/healthz"' not in text
+    assert 'route="/metrics"' not in text
+    assert metric_value(text, "users_db_query_duration_seconds_count", operation="select") >= 21
+
+
+def test_every_stdout_line_is_a_json_event_and_requests_carry_their_id(web):
+    status, headers, _ = web.request("GET", "/users", headers={"X-Request-ID": "req-42"})
+    assert status == 200
+    assert headers["X-Request-ID"] == "req-42"
+    web.request("GET", "/missing")
+    assert web.stop() == 0
+    events = [json.loads(line) for line in web.lines()]
+    for event in events:
+        assert {"timestamp", "level", "logger", "message"} <= set(event)
+        assert event["timestamp"].endswith("Z")
+    access = [e for e in events if e["logger"] == "gunicorn.access"]
+    assert {"method", "path", "status", "duration_ms", "request_id"} <= set(access[0])
+    assert any(e["request_id"] == "req-42" and e["status"] == 200 for e in access)
+    assert any(e["path"] == "/missing" and e["status"] == 404 for e in access)
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(web, admin_conn):
+    user_id = create_user(web, "lock@example.com")
+    patch, result = block_a_worker(web, admin_conn, user_id, "Finished")
+    web.process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert web.process.poll() is None, "gunicorn must wait for the request in flight"
+    admin_conn.commit()  # release the lock: the PATCH completes
+    patch.join(timeout=20)
+    assert web.process.wait(timeout=20) == 0
+    status, _, body = result["response"]
+    assert status == 200
+    assert json.loads(body)["name"] == "Finished"
+
+
+def test_database_down_at_start_gives_503s_then_recovers_without_restart(mysql_admin, tmp_path):
+    if localdb.find_server_binary() is None:
+        pytest.skip("needs a mariadbd/mysqld binary to start a database later")
+    port = free_port()
+    env = {
+        "DATABASE_HOST": "127.0.0.1",
+        "DATABASE_PORT": str(port),
+        "DATABASE_USER": "late_web",
+        "DATABASE_PASSWORD": "late-web-pw",
+        "DATABASE_NAME": "late",
+        "MIGRATE_DATABASE_USER": "late_mig",
+        "MIGRATE_DATABASE_PASSWORD": "late-mig-pw",
+    }
+    web = WebProcess(env, tmp_path)
+    server = None
+    try:
+        assert web.request("GET", "/healthz")[0] == 200
+        assert web.request("GET", "/readyz")[0] == 503
+        status, headers, _ = web.request("GET", "/users")
+        assert status == 503
+        assert headers["Content-Type"] == "application/problem+json"
+
+        server = localdb.start_server(tmp_path / "late-db", port=port)
+        localdb.create_database(
+            server, "late", "late_web", "late-web-pw", "late_mig", "late-mig-pw"
+        )
+        migrate_env(env)
+        deadline = time.monotonic() + 10
+        while web.request("GET", "/readyz")[0] != 200:
+            assert time.monotonic() < deadline, "never became ready"
+            time.sleep(0.2)
+        for _ in range(4):  # every worker recovers, not just one
+            assert web.request("GET", "/users")[0] == 200
+        assert web.process.poll() is None
+        assert web.stop() == 0
+    finally:
+        web.stop()
+        if server is not None:
+            server.stop()
+
+
+def test_database_restart_under_a_running_process_recovers(database, web, mysql_admin):
+    """A killed connection (as after a MySQL restart or wait_timeout) is replaced, not fatal."""
+    conn = pymysql.connect(**mysql_admin, autocommit=True)
+    with conn, conn.cursor() as cursor:
+        web.request("GET", "/users")
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist WHERE user = %s",
+            (database["DATABASE_USER"],),
+        )
+        for (conn_id,) in cursor.fetchall():
+            cursor.execute("KILL %s", (conn_id,))
+    assert [web.request("GET", "/users")[0] for _ in range(6)] == [200] * 6
