@@ -40,7 +40,7 @@ def _name_error(value: Any) -> str | None:
         return "must be a string"
     if not value.strip():
         return "must not be empty"
-    if len(value) > NAME_MAX:
+    if len(value.strip()) > NAME_MAX:  # surrounding white space is trimmed before storing
         return f"must be at most {NAME_MAX} characters"
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         return "must not contain control characters"

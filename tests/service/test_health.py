@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from service import create_app
 from service.settings import load_settings
+from tests.conftest import free_port
 
 
 def unreachable_app(env: dict[str, str], port: int):
@@ -12,8 +13,6 @@ def unreachable_app(env: dict[str, str], port: int):
 
 
 def test_healthz_is_200_without_touching_the_database(database):
-    from tests.conftest import free_port
-
     client = unreachable_app(database, free_port()).test_client()
     assert client.get("/healthz").status_code == 200
 
@@ -33,8 +32,6 @@ def test_readyz_is_503_with_the_reason_before_migrations(fresh_database):
 
 
 def test_database_down_gives_readyz_503_and_api_503_never_a_hang(database):
-    from tests.conftest import free_port
-
     client = unreachable_app(database, free_port()).test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503

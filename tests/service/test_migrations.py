@@ -130,5 +130,5 @@ def test_statements_split_on_line_ending_semicolons_and_skip_comments():
 
 def test_badly_named_migration_file_is_rejected(migrations_dir):
     (migrations_dir / "3_oops.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_description.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_description\.sql"):
         load_migrations(migrations_dir)
