@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -42,10 +44,16 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _duplicate(exc: pymysql.err.IntegrityError) -> Conflict:
-    if exc.args[0] == ER_DUP_ENTRY:
-        return Conflict("A user with this email already exists.")
-    raise exc
+@contextlib.contextmanager
+def _unique_email() -> Iterator[None]:
+    """Turn the unique index's duplicate-key error into a 409: the database, not a racy
+    SELECT-then-INSERT, decides which of two concurrent requests wins."""
+    try:
+        yield
+    except pymysql.err.IntegrityError as exc:
+        if exc.args[0] != ER_DUP_ENTRY:
+            raise
+        raise Conflict("A user with this email already exists.") from None
 
 
 def _not_found(user_id: int) -> NotFound:
@@ -56,14 +64,12 @@ def _not_found(user_id: int) -> NotFound:
 def create_user() -> tuple[Response, int, dict[str, str]]:
     fields = _body(partial=False)
     now = _now()
-    try:
+    with _unique_email():
         _, user_id = get_db().execute(
             "insert",
             "INSERT INTO users (name, email, created_at, updated_at) VALUES (%s, %s, %s, %s)",
             (fields["name"], fields["email"], now, now),
         )
-    except pymysql.err.IntegrityError as exc:
-        raise _duplicate(exc) from None
     user = _user((user_id, fields["name"], fields["email"], now, now))
     return jsonify(user), 201, {"Location": url_for("users.get_user", user_id=user_id)}
 
@@ -95,14 +101,12 @@ def update_user(user_id: int) -> Response:
     # Column names come from the validated, fixed set in validation.FIELDS, never from input.
     assignments = ", ".join(f"{column} = %s" for column in fields)
     db = get_db()
-    try:
+    with _unique_email():
         updated, _ = db.execute(
             "update",
             f"UPDATE users SET {assignments}, updated_at = %s WHERE id = %s",  # noqa: S608
             (*fields.values(), _now(), user_id),
         )
-    except pymysql.err.IntegrityError as exc:
-        raise _duplicate(exc) from None
     if not updated:
         raise _not_found(user_id)
     rows = db.query(f"SELECT {COLUMNS} FROM users WHERE id = %s", (user_id,))  # noqa: S608
