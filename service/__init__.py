@@ -8,25 +8,12 @@ connects on its first request, after gunicorn has forked.
 from __future__ import annotations
 
 import os
-import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask
 
-from service import db, errors, health, metrics, openapi, users
+from service import access, db, errors, health, metrics, openapi, users
 from service.migrations import load_migrations
 from service.settings import Settings, load_settings
-
-REQUEST_ID_MAX = 200
-
-
-def _request_id() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if 0 < len(incoming) <= REQUEST_ID_MAX else uuid.uuid4().hex
-
-
-def _echo_request_id(response: Response) -> Response:
-    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-    return response
 
 
 def create_app(
@@ -44,9 +31,7 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
     app.json.sort_keys = False
-    app.before_request(_request_id)
-    app.after_request(_echo_request_id)
-
+    access.init_app(app)  # first, so every response gets its request id and access line
     observe = metrics.init_app(app, multiprocess=multiprocess_metrics)
     db.init_app(app, settings, observe)
     errors.init_app(app)

@@ -1,8 +1,9 @@
 """Logs as an event stream: one JSON object per line on stdout, for every process type.
 
 The same `logging_config()` dict configures the web process (through gunicorn's
-`logconfig_dict`, so gunicorn's own error and access logs are JSON too) and the admin
-processes (through `logging.config.dictConfig`). Nothing is written to files.
+`logconfig_dict`, so gunicorn's own error log is JSON too) and the admin processes (through
+`logging.config.dictConfig`). The access log is the app's (service/access.py). Nothing is
+written to files.
 """
 
 from __future__ import annotations
@@ -49,34 +50,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str, ensure_ascii=False)
 
 
-class AccessFormatter(JsonFormatter):
-    """gunicorn's access logger passes its "atoms" dict as the record's args: turn the atoms
-    into named fields instead of an Apache-style line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        atoms = record.args
-        if not hasattr(atoms, "get"):
-            return super().format(record)
-        return json.dumps(
-            {
-                "timestamp": _timestamp(record.created),
-                "level": record.levelname,
-                "logger": record.name,
-                "message": "request",
-                "method": atoms.get("m"),
-                "path": atoms.get("U"),
-                "query": atoms.get("q") or None,
-                "status": int(atoms.get("s")),
-                "duration_ms": round(int(atoms.get("D")) / 1000, 3),
-                "bytes": atoms.get("B"),
-                "remote_addr": atoms.get("h"),
-                "user_agent": atoms.get("a"),
-                "request_id": atoms.get("{x-request-id}o"),
-            },
-            ensure_ascii=False,
-        )
-
-
 def logging_config(level: str) -> dict[str, Any]:
     """A dictConfig dict that sends every logger (gunicorn's included) to stdout as JSON."""
     return {
@@ -84,7 +57,6 @@ def logging_config(level: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {
             "json": {"()": JsonFormatter},
-            "access": {"()": AccessFormatter},
         },
         "handlers": {
             "stdout": {
@@ -92,16 +64,10 @@ def logging_config(level: str) -> dict[str, Any]:
                 "formatter": "json",
                 "stream": "ext://sys.stdout",
             },
-            "access": {
-                "class": "logging.StreamHandler",
-                "formatter": "access",
-                "stream": "ext://sys.stdout",
-            },
         },
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
         },
     }
 

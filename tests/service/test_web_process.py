@@ -160,7 +160,7 @@ def test_every_stdout_line_is_a_json_event_and_requests_carry_their_id(web):
     for event in events:
         assert {"timestamp", "level", "logger", "message"} <= set(event)
         assert event["timestamp"].endswith("Z")
-    access = [e for e in events if e["logger"] == "gunicorn.access"]
+    access = [e for e in events if e["logger"] == "service.access"]
     assert {"method", "path", "status", "duration_ms", "request_id"} <= set(access[0])
     assert any(e["request_id"] == "req-42" and e["status"] == 200 for e in access)
     assert any(e["path"] == "/missing" and e["status"] == 404 for e in access)
