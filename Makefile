@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
 
 .PHONY: help venv run test test-service test-chart test-container lint format tools lock \
-        kind-up deploy kind-down clean
+        kind-up deploy kind-down clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ lint: $(STAMP) ## ruff lint + format check
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+bench: $(STAMP) ## the service vs a bare Flask + PyMySQL app: CPU/request, latency, start time
+	$(PY) bench/run.py
 
 tools: ## helm, kubectl, kubernetes-validate, checkov, yamllint, hadolint, compose into .tools/
 	PYTHON=$(PYTHON) scripts/install-tools.sh

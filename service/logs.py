@@ -29,25 +29,35 @@ def _timestamp(created: float) -> str:
     )
 
 
+def event(created: float, level: str, logger: str, message: str, **fields: Any) -> str:
+    """One log event as a JSON line: the fixed keys first, then the event's own fields."""
+    return json.dumps(
+        {
+            "timestamp": _timestamp(created),
+            "level": level,
+            "logger": logger,
+            "message": message,
+            **fields,
+        },
+        default=str,
+        ensure_ascii=False,
+    )
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: timestamp (UTC, ISO 8601), level, logger, message,
     the request id when logged inside a request, any `extra=` fields, and the exception."""
 
     def format(self, record: logging.LogRecord) -> str:
-        event: dict[str, Any] = {
-            "timestamp": _timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        fields = {}
         if has_request_context() and "request_id" in g:
-            event["request_id"] = g.request_id
+            fields["request_id"] = g.request_id
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
-                event[key] = value
+                fields[key] = value
         if record.exc_info:
-            event["exception"] = self.formatException(record.exc_info)
-        return json.dumps(event, default=str, ensure_ascii=False)
+            fields["exception"] = self.formatException(record.exc_info)
+        return event(record.created, record.levelname, record.name, record.getMessage(), **fields)
 
 
 def logging_config(level: str) -> dict[str, Any]:

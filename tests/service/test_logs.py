@@ -44,12 +44,26 @@ def test_request_id_from_the_request_context_is_added(app):
         assert json.loads(JsonFormatter().format(record("x")))["request_id"] == "rid-1"
 
 
-def test_each_request_writes_one_access_event_with_its_fields(client, caplog):
-    caplog.set_level(logging.INFO, logger="service.access")
+def test_each_request_writes_one_access_event_with_its_fields(client, capsys):
+    capsys.readouterr()
     client.get("/users/77", headers={"X-Request-ID": "rid-77"})
-    (record,) = [r for r in caplog.records if r.name == "service.access"]
-    event = json.loads(JsonFormatter().format(record))
-    assert event["message"] == "request"
+    (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (event["logger"], event["level"], event["message"]) == (
+        "service.access",
+        "INFO",
+        "request",
+    )
     assert (event["method"], event["path"], event["status"]) == ("GET", "/users/77", 404)
     assert event["request_id"] == "rid-77"
     assert event["duration_ms"] >= 0
+    assert event["timestamp"].endswith("Z")
+
+
+def test_access_log_follows_its_logger_level(client, capsys):
+    logging.getLogger("service.access").setLevel(logging.WARNING)
+    try:
+        capsys.readouterr()
+        client.get("/healthz")
+        assert capsys.readouterr().out == ""
+    finally:
+        logging.getLogger("service.access").setLevel(logging.NOTSET)
