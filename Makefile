@@ -32,7 +32,7 @@ test: $(STAMP) tools ## the whole suite: lint, service, chart/skaffold, e2e (ski
 test-service: $(STAMP) ## only the service tests (no tools needed)
 	$(PY) -m pytest tests/service
 
-test-container: $(STAMP) ## build and run the real image under a private dockerd (root; takes minutes)
+test-container: $(STAMP) tools ## build and run the real image under a private dockerd (root; takes minutes)
 	scripts/test-container.sh
 
 lint: $(STAMP) ## ruff lint + format check
