@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pymysql
@@ -217,8 +217,13 @@ def _initialise(
     staging.rename(datadir)
 
 
-def _server_args(
-    binary: pathlib.Path, mariadb: bool, basedir: pathlib.Path, port: int, sock: pathlib.Path
+def _server_args(  # noqa: PLR0917
+    binary: pathlib.Path,
+    mariadb: bool,
+    basedir: pathlib.Path,
+    port: int,
+    sock: pathlib.Path,
+    extra_args: Sequence[str] = (),
 ) -> list[str]:
     args = [
         str(binary),
@@ -238,7 +243,7 @@ def _server_args(
     ]
     if not mariadb:
         args += ["--mysqlx=OFF", "--skip-log-bin"]  # X protocol would listen on 0.0.0.0:33060
-    return args
+    return [*args, *extra_args]
 
 
 def _connect(params: Mapping[str, Any], **extra: Any) -> pymysql.connections.Connection:
@@ -307,8 +312,11 @@ def _launch(args: list[str], error_log: pathlib.Path) -> subprocess.Popen[bytes]
         )
 
 
-def start_server(basedir: pathlib.Path, port: int = 0, timeout: float = 60) -> Server:
+def start_server(
+    basedir: pathlib.Path, port: int = 0, timeout: float = 60, extra_args: Sequence[str] = ()
+) -> Server:
     """Start a server with its data, socket, pid file, tmpdir and error log in basedir.
+    `extra_args` go to the server as they are (e.g. --ssl-cert=... for a TLS test).
 
     The datadir (basedir/data) is initialised on first use and reused afterwards. port=0 picks a
     free loopback port. Root logs in over TCP with an empty password. Raises RuntimeError (with
@@ -331,7 +339,8 @@ def start_server(basedir: pathlib.Path, port: int = 0, timeout: float = 60) -> S
     for attempt in range(3):
         chosen = port or _free_port()
         offset = _log_size(error_log)
-        process = _launch(_server_args(binary, mariadb, basedir, chosen, sock), error_log)
+        args = _server_args(binary, mariadb, basedir, chosen, sock, extra_args)
+        process = _launch(args, error_log)
         server = Server(HOST, chosen, "root", "", datadir, process, sock, error_log)
         try:
             _wait_ready(server, deadline, offset)
