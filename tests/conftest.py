@@ -20,7 +20,7 @@ import pymysql
 import pytest
 from click.testing import CliRunner, Result
 
-from service import create_app
+from service import create_app, db
 from service.cli import main
 from service.migrations import load_migrations, migrate
 from service.settings import load_settings
@@ -82,16 +82,8 @@ def fresh_database(mysql_admin: dict) -> Iterator[dict[str, str]]:
 
 
 def migrate_env(env: dict[str, str]) -> list[int]:
-    settings = load_settings(env).migrate_database
-    conn = pymysql.connect(
-        host=settings.host,
-        port=settings.port,
-        user=settings.user,
-        password=settings.password.reveal(),
-        database=settings.name,
-        autocommit=True,
-    )
-    with conn:
+    """Apply every migration with the migrate user of `env`, as `python -m service migrate`."""
+    with db.connect(load_settings(env).migrate_database) as conn:
         return migrate(conn, load_migrations())
 
 

@@ -117,6 +117,20 @@ def argv(container: dict) -> list[str]:
     return [sys.executable, *command[1:]]
 
 
+def run_to_completion(container: dict, env: dict[str, str], timeout: float) -> None:
+    """Run a container's command like a Job's pod would, and require exit 0."""
+    result = subprocess.run(
+        argv(container),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def start(container: dict, env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         argv(container), env=env, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT
@@ -178,27 +192,9 @@ def test_rendered_job_and_deployment_honour_the_process_contract(
 
         # 2. The migration Job: its initContainers, then `migrate`, with the migration user.
         for init in job_spec["initContainers"]:
-            result = subprocess.run(
-                argv(init),
-                env=job_pod.env(init, port),
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            assert result.returncode == 0, result.stdout + result.stderr
+            run_to_completion(init, job_pod.env(init, port), timeout=30)
         migrate = job_spec["containers"][0]
-        result = subprocess.run(
-            argv(migrate),
-            env=job_pod.env(migrate, port),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        run_to_completion(migrate, job_pod.env(migrate, port), timeout=60)
 
         # 3. ... after which the initContainer's `service check` passes and it exits 0.
         assert waiting.wait(timeout=20) == 0, wait_log.read_text()

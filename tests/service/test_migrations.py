@@ -9,6 +9,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from service import db
 from service.migrations import (
     MIGRATIONS_DIR,
     MigrationError,
@@ -22,15 +23,7 @@ from service.settings import load_settings
 
 def connect(env: dict[str, str], *, migrate_user: bool = True) -> pymysql.Connection:
     settings = load_settings(env)
-    db = settings.migrate_database if migrate_user else settings.database
-    return pymysql.connect(
-        host=db.host,
-        port=db.port,
-        user=db.user,
-        password=db.password.reveal(),
-        database=db.name,
-        autocommit=True,
-    )
+    return db.connect(settings.migrate_database if migrate_user else settings.database)
 
 
 @pytest.fixture
