@@ -4,7 +4,8 @@ No connection is opened at import time or in the application factory (gunicorn f
 the factory runs); the first query in a worker opens it. A connection that has been idle
 longer than `idle_check_seconds` is pinged before use; otherwise no extra round trip is made,
 and a connection that a query finds dropped is replaced. Reads are retried once on a new
-connection; a write is retried only when it provably never reached the server.
+connection; a write is retried only when it provably never reached the server; nothing is
+retried after a timeout. Every such failure, and a lost lock conflict, becomes a 503.
 
 Every connection runs in autocommit mode: each statement is its own transaction, so no
 request leaves a transaction (and its metadata locks) open between requests.
@@ -40,7 +41,8 @@ Observer = Callable[[str, float], None]
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached or the connection broke; the request gets a 503."""
+    """The database cannot be reached, the connection broke, a statement timed out or lost a
+    lock conflict: the request gets a 503 with Retry-After, never a 500."""
 
 
 def connect(settings: DatabaseSettings, **overrides: Any) -> pymysql.Connection:
@@ -78,14 +80,23 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+# The statement lost a lock conflict and was rolled back: a 503, and the client may try again.
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+
+
+def _errno(exc: pymysql.err.MySQLError) -> int | None:
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
 def _lost(exc: pymysql.err.MySQLError) -> bool:
-    if isinstance(exc, pymysql.err.InterfaceError):
-        return True
-    return (
-        isinstance(exc, pymysql.err.OperationalError)
-        and exc.args[:1]
-        and exc.args[0] in (_CONNECTION_LOST)
-    )
+    """The connection is gone (not: the statement was wrong)."""
+    return isinstance(exc, pymysql.err.InterfaceError) or _errno(exc) in _CONNECTION_LOST
+
+
+def _timed_out(exc: pymysql.err.MySQLError) -> bool:
+    """PyMySQL reports a read/write timeout as a lost connection; its cause says so."""
+    return isinstance(exc.__context__, TimeoutError)
 
 
 def _close(conn: pymysql.Connection) -> None:
@@ -139,13 +150,19 @@ class Database:
                     cursor.execute(sql, args)
                     result = cursor.fetchall() if fetch else (cursor.rowcount, cursor.lastrowid)
             except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
-                if not _lost(exc):
-                    raise
-                self.discard()
-                never_sent = exc.args[:1] == (CR_SERVER_GONE_ERROR,)
-                if attempt == 1 and not fresh and (fetch or never_sent):
-                    continue
-                raise DatabaseUnavailable(describe(exc)) from exc
+                code = _errno(exc)
+                if _lost(exc):
+                    self.discard()
+                    # Run it again on a new connection only when that cannot run it twice or
+                    # wait twice: a read, or a write that never left; never after a timeout,
+                    # and never when the connection was brand new (the server is really down).
+                    retry = (fetch or code == CR_SERVER_GONE_ERROR) and not _timed_out(exc)
+                    if attempt == 1 and not fresh and retry:
+                        continue
+                    raise DatabaseUnavailable(describe(exc)) from exc
+                if code in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT):
+                    raise DatabaseUnavailable(describe(exc)) from exc
+                raise
             if self.observe is not None:
                 self.observe(operation, time.perf_counter() - started)
             return result

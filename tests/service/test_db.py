@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
+import pymysql
 import pytest
 
+from service import create_app
 from service.db import Database, DatabaseUnavailable
 from service.settings import load_settings
+from tests.conftest import localdb, migrate_env, new_database
 
 
 def make_db(env: dict[str, str], idle_check: float = 60) -> Database:
@@ -73,3 +78,42 @@ def test_observer_receives_each_statement_duration(database):
     db = Database(load_settings(database).database, 60, lambda op, s: seen.append((op, s)))
     db.query("SELECT 1")
     assert seen and seen[0][0] == "select" and seen[0][1] >= 0
+
+
+def test_read_that_times_out_is_not_run_a_second_time(database):
+    db = make_db({**database, "DATABASE_READ_TIMEOUT": "1"})
+    connection_id(db)  # a warm connection: the case where a dropped one would be retried
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable, match="timed out"):
+        db.query("SELECT SLEEP(5)")
+    # One read timeout is 1 s; a retry would have waited a second one.
+    assert time.monotonic() - started < 1.8
+
+
+@pytest.fixture(scope="module")
+def short_lock_wait_server(tmp_path_factory):
+    """A server of its own whose lock waits give up after 1 s (a global setting, so not the
+    shared test server)."""
+    if localdb.find_server_binary() is None:
+        pytest.skip("needs a mariadbd/mysqld binary")
+    server = localdb.start_server(
+        tmp_path_factory.mktemp("lockdb"), extra_args=["--innodb-lock-wait-timeout=1"]
+    )
+    yield server.conn_params()
+    server.stop()
+
+
+def test_statement_that_loses_a_lock_wait_is_a_503_not_a_500(short_lock_wait_server):
+    env, _, name = new_database(short_lock_wait_server)
+    migrate_env(env)
+    app = create_app(load_settings(env), multiprocess_metrics=False)
+    client = app.test_client()
+    user = client.post("/users", json={"name": "L", "email": "l@example.com"}).get_json()
+    holder = pymysql.connect(**short_lock_wait_server, database=name)
+    with holder, holder.cursor() as cursor:
+        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user["id"],))
+        response = client.patch(f"/users/{user['id']}", json={"name": "blocked"})
+        holder.rollback()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert client.get(f"/users/{user['id']}").get_json()["name"] == "L"
