@@ -30,21 +30,20 @@ def init_app(app: Flask, *, multiprocess: bool) -> Observer:
     options = {
         "group_by": route,
         "excluded_paths": EXCLUDED_PATHS,
-        "registry": CollectorRegistry(),
-        "default_labels": {},
+        "registry": CollectorRegistry(),  # one per app: tests build many apps in one process
     }
     if multiprocess:
         metrics = GunicornInternalPrometheusMetrics(app, **options)
     else:
         metrics = PrometheusMetrics(app, **options)
-    # Multiprocess samples go to files that the registry's collector reads; registering the
-    # metric there as well would export this worker's samples twice.
+    # Registered like the exporter's own metrics. In multiprocess mode the samples go to files
+    # in PROMETHEUS_MULTIPROC_DIR, and /metrics reads those through a fresh registry.
     query_seconds = Histogram(
         "users_db_query_duration_seconds",
         "Time spent in MySQL statements, by operation.",
         ["operation"],
         buckets=DB_BUCKETS,
-        registry=None if multiprocess else metrics.registry,
+        registry=metrics.registry,
     )
     observers = {
         op: query_seconds.labels(op).observe for op in ("select", "insert", "update", "delete")
