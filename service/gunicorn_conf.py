@@ -18,6 +18,16 @@ from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMet
 from service.logs import logging_config
 from service.settings import load_settings
 
+
+class Logger(glogging.Logger):
+    """gunicorn's logger without its access log: the app writes a leaner one, with the request
+    id (service/access.py). With logconfig_dict set, gunicorn would otherwise build a dict of
+    every header and environ entry for each request, even with the access logger silenced."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return
+
+
 _settings = load_settings(os.environ)
 
 wsgi_app = "service:create_app()"
@@ -30,17 +40,8 @@ worker_tmp_dir = str(_settings.worker_tmp_dir)  # tmpfs: the heartbeat file neve
 reload = _settings.web_reload
 control_socket_disable = True  # no $HOME/.gunicorn socket: read-only root fs, one per test server
 logconfig_dict = logging_config(_settings.log_level)
-logger_class = "service.gunicorn_conf.Logger"
+logger_class = Logger
 proc_name = "users-service"
-
-
-class Logger(glogging.Logger):
-    """gunicorn's logger without its access log: the app writes a leaner one with the route's
-    request id (service/access.py). With logconfig_dict set, gunicorn would otherwise build a
-    dict of every header and environ entry for each request, even with the logger silenced."""
-
-    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
-        return
 
 
 def on_starting(server: Any) -> None:
