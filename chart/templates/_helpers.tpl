@@ -385,6 +385,9 @@ WEB_RELOAD: {{ .Values.web.reload | toString | quote }}
 GRACEFUL_TIMEOUT: {{ .Values.shutdown.gracefulTimeoutSeconds | quote }}
 LOG_LEVEL: {{ .Values.logLevel | quote }}
 MAX_BODY_BYTES: {{ .Values.web.maxBodyBytes | quote }}
+{{- /* /readyz answers (503 with its reason) before the kubelet's probe gives up. */}}
+{{- $probeTimeout := int .Values.probes.readiness.timeoutSeconds }}
+READINESS_TIMEOUT: {{ ternary (sub $probeTimeout 1) 0.5 (gt $probeTimeout 1) | toString | quote }}
 PROMETHEUS_MULTIPROC_DIR: "/tmp/service-metrics"
 WORKER_TMP_DIR: "/dev/shm"
 {{- end -}}

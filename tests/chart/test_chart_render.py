@@ -56,6 +56,14 @@ def test_probes_use_healthz_for_liveness_and_startup_and_readyz_for_readiness(
     assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     startup = web["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30
+    # /readyz gives up on the database (503 with a reason) before the kubelet gives up on /readyz
+    assert float(config(scenario)["READINESS_TIMEOUT"]) < web["readinessProbe"]["timeoutSeconds"]
+
+
+@pytest.mark.parametrize("probe_timeout", [1, 2, 5])
+def test_readiness_timeout_follows_the_probe_timeout(probe_timeout: int) -> None:
+    rendered = render("--set", f"probes.readiness.timeoutSeconds={probe_timeout}")
+    assert 0 < float(config(rendered)["READINESS_TIMEOUT"]) < probe_timeout
 
 
 def test_every_pod_and_container_runs_restricted(scenario: Rendered) -> None:
