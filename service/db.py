@@ -112,11 +112,32 @@ class Database:
         settings: DatabaseSettings,
         idle_check_seconds: float,
         observe: Observer | None = None,
+        reconnect_backoff: float = 0.0,
     ) -> None:
         self.settings = settings
         self.idle_check_seconds = idle_check_seconds
         self.observe = observe
+        self.reconnect_backoff = reconnect_backoff
         self._local = threading.local()  # sync workers have one thread; the dev server has more
+
+    def _connect(self) -> pymysql.Connection:
+        """Open the worker's connection. After a failure, answer 503 at once for a while
+        instead of trying again: `reconnect_backoff` seconds, and at least as long as the
+        failed attempt took. A database that hangs (rather than refuses) would otherwise hold
+        every worker for the whole connect timeout on every request, and the liveness probe,
+        queued behind them, would get a healthy pod restarted. This bounds the time a worker
+        spends waiting on a hung database to half of it."""
+        if time.monotonic() < getattr(self._local, "down_until", 0.0):
+            raise DatabaseUnavailable(self._local.down_reason)
+        started = time.monotonic()
+        try:
+            return connect(self.settings)
+        except DatabaseUnavailable as exc:
+            failed = time.monotonic()
+            wait = max(self.reconnect_backoff, failed - started)
+            self._local.down_until = failed + wait
+            self._local.down_reason = f"{exc} (next attempt in {wait:.1f} s)"
+            raise
 
     def _connection(self) -> tuple[pymysql.Connection, bool]:
         """The current connection and whether it was opened just now."""
@@ -129,7 +150,7 @@ class Database:
                 self.discard()
                 conn = None
         if conn is None:
-            conn = connect(self.settings)
+            conn = self._connect()
             self._local.conn, self._local.used = conn, now
             return conn, True
         self._local.used = now
@@ -195,4 +216,9 @@ def get_db() -> Database:
 
 
 def init_app(app: Flask, settings: Settings, observe: Observer | None = None) -> None:
-    app.extensions["database"] = Database(settings.database, settings.idle_check_seconds, observe)
+    app.extensions["database"] = Database(
+        settings.database,
+        settings.idle_check_seconds,
+        observe,
+        reconnect_backoff=settings.reconnect_backoff,
+    )

@@ -69,6 +69,7 @@ class Settings:
     max_body_bytes: int
     readiness_timeout: float
     idle_check_seconds: float
+    reconnect_backoff: float
     metrics_dir: Path
     worker_tmp_dir: Path
     app_version: str
@@ -196,6 +197,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_body_bytes=read.integer("MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
         readiness_timeout=read.seconds("READINESS_TIMEOUT", 2, high=30),
         idle_check_seconds=read.seconds("DATABASE_IDLE_CHECK_SECONDS", 10, low=0, high=86400),
+        reconnect_backoff=read.seconds("DATABASE_RECONNECT_BACKOFF", 2, low=0, high=60),
         # tmpfs/emptyDir paths, the only places the web process writes
         metrics_dir=Path(read.string("PROMETHEUS_MULTIPROC_DIR", "/tmp/service-metrics")),  # noqa: S108
         worker_tmp_dir=Path(read.string("WORKER_TMP_DIR", "/dev/shm")),  # noqa: S108

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pymysql
@@ -117,3 +119,62 @@ def test_statement_that_loses_a_lock_wait_is_a_503_not_a_500(short_lock_wait_ser
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert client.get(f"/users/{user['id']}").get_json()["name"] == "L"
+
+
+@pytest.fixture
+def hanging_database():
+    """A TCP listener that accepts connections and never answers: a database that hangs
+    (blackholed network, frozen server) rather than refusing. Counts the connections made."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def hanging_env(database: dict[str, str], port: int) -> dict[str, str]:
+    # PyMySQL waits for the server's greeting with the read timeout, not the connect timeout
+    timeouts = {"DATABASE_CONNECT_TIMEOUT": "0.5", "DATABASE_READ_TIMEOUT": "0.5"}
+    return {**database, "DATABASE_PORT": str(port), **timeouts}
+
+
+def test_after_a_failed_connect_the_worker_fails_fast_until_the_backoff_ends(
+    database, hanging_database
+):
+    port, accepted = hanging_database
+    db = Database(load_settings(hanging_env(database, port)).database, 60, reconnect_backoff=30)
+    with pytest.raises(DatabaseUnavailable):
+        db.query("SELECT 1")
+    for _ in range(5):
+        with pytest.raises(DatabaseUnavailable, match=r"next attempt in 30\.0 s"):
+            db.query("SELECT 1")
+    assert len(accepted) == 1, "within the backoff no new connection may be attempted"
+
+
+def test_the_backoff_lasts_at_least_as_long_as_the_failed_attempt(database, hanging_database):
+    port, accepted = hanging_database
+    db = Database(load_settings(hanging_env(database, port)).database, 60, reconnect_backoff=0)
+    with pytest.raises(DatabaseUnavailable):
+        db.query("SELECT 1")  # waits out the 0.5 s timeout
+    with pytest.raises(DatabaseUnavailable, match="next attempt in"):
+        db.query("SELECT 1")  # at once: no second half-second wait
+    assert len(accepted) == 1
+    time.sleep(1.5)
+    with pytest.raises(DatabaseUnavailable):
+        db.query("SELECT 1")
+    assert len(accepted) == 2, "after the backoff the worker tries again"

@@ -208,11 +208,13 @@ def test_database_down_at_start_gives_503s_then_recovers_without_restart(mysql_a
             server, "late", "late_web", "late-web-pw", "late_mig", "late-mig-pw"
         )
         migrate_env(env)
-        deadline = time.monotonic() + 10
-        while web.request("GET", "/readyz")[0] != 200:
-            assert time.monotonic() < deadline, "never became ready"
-            time.sleep(0.2)
-        for _ in range(4):  # every worker recovers, not just one
+        deadline = time.monotonic() + 15
+        for path in ("/readyz", "/users"):  # workers retry after DATABASE_RECONNECT_BACKOFF
+            while web.request("GET", path)[0] != 200:
+                assert time.monotonic() < deadline, f"{path} never recovered"
+                time.sleep(0.2)
+        time.sleep(2.5)  # past every worker's backoff window
+        for _ in range(6):  # every worker recovers, not just one
             assert web.request("GET", "/users")[0] == 200
         assert web.process.poll() is None
         assert web.stop() == 0
