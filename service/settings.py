@@ -8,7 +8,6 @@ turns that into one log line and exit code 2.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -210,7 +209,3 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "DATABASE_READ_TIMEOUT and DATABASE_WRITE_TIMEOUT must be below WEB_TIMEOUT"
         )
     return settings
-
-
-def log_level_number(settings: Settings) -> int:
-    return logging.getLevelName(settings.log_level)
