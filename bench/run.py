@@ -42,7 +42,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -144,12 +143,6 @@ def seeded_id_range(db: Database) -> tuple[int, int]:
 # --------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class AppSpec:
     label: str
@@ -176,7 +169,7 @@ class Server:
 
 
 def start(spec: AppSpec, workdir: pathlib.Path) -> Server:
-    port = free_port()
+    port = localdb.free_port()
     log = workdir / f"{spec.label}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(

@@ -128,7 +128,8 @@ class Server:
             self.process.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on the loopback address that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
@@ -337,7 +338,7 @@ def start_server(
     error_log = basedir / "error.log"
     sock = _socket_path(basedir)
     for attempt in range(3):
-        chosen = port or _free_port()
+        chosen = port or free_port()
         offset = _log_size(error_log)
         args = _server_args(binary, mariadb, basedir, chosen, sock, extra_args)
         process = _launch(args, error_log)

@@ -65,8 +65,7 @@ def _database_unavailable(exc: DatabaseUnavailable) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):
-        return _http_error(exc)
+    # HTTPExceptions never get here: Flask picks the most specific handler (_http_error).
     log.exception("unhandled exception")
     return problem(500, InternalServerError.description)
 

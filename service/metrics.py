@@ -1,6 +1,6 @@
 """Prometheus metrics at /metrics, aggregated across gunicorn workers.
 
-In the web process PROMETHEUS_MULTIPROC_DIR is set before gunicorn starts (see web.py), so
+In the web process PROMETHEUS_MULTIPROC_DIR is set before gunicorn starts (`web` in cli.py), so
 every worker writes its samples to files there and /metrics, served by whichever worker,
 sums them. Request metrics are labelled by route template, never by raw path; probe and
 metrics requests are not counted. In-process (tests, `flask run`) a private registry is used.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,7 +131,4 @@ def runner(database: dict[str, str]) -> Runner:
     return Runner(database)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+free_port = localdb.free_port

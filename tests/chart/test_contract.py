@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ import pymysql
 import pytest
 from chart_helpers import REPO, Rendered, render
 
+from tests.conftest import free_port
+
 pytestmark = pytest.mark.slow
 
 # The image's ENTRYPOINT (Dockerfile): `python -m service`; container args pick the process.
@@ -38,12 +39,6 @@ ENTRYPOINT = ["python", "-m", "service"]
 SECRET_KEYS = {"web-password": "DATABASE_PASSWORD", "migrate-password": "MIGRATE_DATABASE_PASSWORD"}
 # Settings that point at the database: the manifest must set them; the test re-targets them.
 DATABASE_VARS = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Pod:

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 
 import pymysql
 import pytest
+
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -134,12 +135,6 @@ def start_web(image: str, env: dict[str, str], port: int, timeout: float = 60) -
 
 def remove(web: Web) -> None:
     docker("rm", "-f", web.name, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_once(*command: str, env: dict[str, str], extra: tuple[str, ...] = ()) -> tuple[int, str]:

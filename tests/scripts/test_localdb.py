@@ -289,7 +289,7 @@ def wait_for(path, proc, timeout=60):
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_run_migrates_serves_and_stops_on_signal(tmp_path, sig):
     project = stand_in_project(tmp_path)
-    port = localdb._free_port()
+    port = localdb.free_port()
     env = clean_env(project, LOCALDB_PORT=str(port), PORT="5999")
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "localdb.py"), "run"],
@@ -324,7 +324,7 @@ def test_run_migrates_serves_and_stops_on_signal(tmp_path, sig):
 @needs_server
 def test_run_exits_with_web_code_and_stops_database(tmp_path):
     project = stand_in_project(tmp_path)
-    port = localdb._free_port()
+    port = localdb.free_port()
     out = run_cli("run", env=clean_env(project, LOCALDB_PORT=str(port), STAND_IN_EXIT="3"))
     assert out.returncode == 3, out.stderr
     assert localdb.port_is_free(port)
