@@ -241,6 +241,29 @@ def test_prestop_action_can_be_forced_to_exec_on_newer_clusters() -> None:
     assert pre_stop == {"exec": {"command": ["python", "-c", "import time; time.sleep(10)"]}}
 
 
+@pytest.mark.parametrize("action", ["auto", "sleep", "exec"])
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_zero_drain_renders_no_prestop_hook_and_the_grace_period_without_it(
+    kube_version: str, action: str
+) -> None:
+    # Before 1.33 the API server rejects a sleep action of 0 seconds: no hook at all instead.
+    rendered = render(
+        "--set", "shutdown.drainSeconds=0", "--set", f"shutdown.preStopAction={action}",
+        kube_version=kube_version,
+    )  # fmt: skip
+    spec = rendered.deployment["spec"]["template"]["spec"]
+    assert "lifecycle" not in spec["containers"][0]
+    assert spec["terminationGracePeriodSeconds"] == 0 + 20 + 5
+
+
+@pytest.mark.parametrize(("kube_version", "action"), [("1.29.0", "exec"), ("1.33.0", "sleep")])
+def test_a_one_second_drain_still_renders_the_prestop_hook(kube_version: str, action: str) -> None:
+    rendered = render("--set", "shutdown.drainSeconds=1", kube_version=kube_version)
+    spec = rendered.deployment["spec"]["template"]["spec"]
+    assert list(spec["containers"][0]["lifecycle"]["preStop"]) == [action]
+    assert spec["terminationGracePeriodSeconds"] == 1 + 20 + 5
+
+
 # ---------------------------------------------------------------- migrations
 
 
