@@ -33,6 +33,8 @@ SCENARIOS: dict[str, str] = {
 }
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "Pod")
+# The Prometheus Operator's CRD as helm's Capabilities.APIVersions names it (--api-versions).
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 
 
 def tool(name: str) -> str:
@@ -105,7 +107,14 @@ def render_error(*args: str) -> str:
 
 
 def scenario_args(name: str) -> list[str]:
-    return ["--values", str(CHART / SCENARIOS[name])]
+    """The scenario's values file. A scenario that turns the ServiceMonitor on is rendered as for a
+    cluster with the Prometheus Operator: the chart refuses to render it for one without."""
+    path = CHART / SCENARIOS[name]
+    args = ["--values", str(path)]
+    values = yaml.safe_load(path.read_text()) or {}
+    if values.get("metrics", {}).get("serviceMonitor", {}).get("enabled"):
+        args += ["--api-versions", SERVICE_MONITOR_API]
+    return args
 
 
 def labels_match(selector: dict, labels: dict) -> bool:

@@ -11,6 +11,7 @@ from chart_helpers import (
     KUBE_VERSIONS,
     LATEST,
     SCENARIOS,
+    SERVICE_MONITOR_API,
     Rendered,
     containers,
     env_of,
@@ -594,6 +595,34 @@ def test_servicemonitor_scrapes_metrics_only_when_enabled(renders: dict) -> None
     assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
     service = rendered.named("Service", rendered.deployment["metadata"]["name"])
     assert labels_match(monitor["spec"]["selector"], service["metadata"]["labels"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "metrics.serviceMonitor.enabled=true"],
+        ["--values", str(CHART / "values-prod.yaml")],
+    ],
+)
+def test_servicemonitor_without_its_crd_fails_the_render_naming_the_value_to_turn_off(
+    args: list[str],
+) -> None:
+    # Without the guard `helm install` fails later, on the API server, with "no matches for kind".
+    error = render_error(*args)
+    assert "metrics.serviceMonitor.enabled=false" in error
+    assert "monitoring.coreos.com/v1 ServiceMonitor" in error
+    assert f"--api-versions {SERVICE_MONITOR_API}" in error
+
+
+def test_servicemonitor_renders_where_the_cluster_serves_its_crd() -> None:
+    on = render("--set", "metrics.serviceMonitor.enabled=true", "--api-versions", SERVICE_MONITOR_API)
+    assert on.one("ServiceMonitor")["apiVersion"] == "monitoring.coreos.com/v1"
+    prod = render(
+        "--values", str(CHART / "values-prod.yaml"), "--api-versions", SERVICE_MONITOR_API
+    )  # fmt: skip
+    assert prod.one("ServiceMonitor")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    # still opt-in: the CRD being there does not turn it on
+    assert render("--api-versions", SERVICE_MONITOR_API).all("ServiceMonitor") == []
 
 
 def test_helm_test_pod_calls_readyz_and_users_through_the_service(default: Rendered) -> None:

@@ -289,11 +289,22 @@ def test_dev_profile_artifact_is_the_base_artifact_plus_sync():
 # --- rendered with the real chart ---------------------------------------------------------------
 
 
+# skaffold deploys with `helm upgrade --install`, where Capabilities come from the cluster. Offline,
+# render as for a cluster with the Prometheus Operator: the prod values turn the ServiceMonitor on,
+# and the chart refuses to render it for a cluster without its CRD.
+CLUSTER_API_VERSIONS = ("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
+
+
+def release_args(release: dict) -> list[str]:
+    """helm flags of a skaffold release: its values files, then its setValues."""
+    args = [a for f in release["valuesFiles"] for a in ("-f", f)]
+    return [*args, *set_flags(release.get("setValues", {})), *CLUSTER_API_VERSIONS]
+
+
 def test_profile_values_render_and_dev_turns_on_web_reload_in_the_container():
     for name in EXPECTED_PROFILES:
         (release,) = profile(name)["deploy"]["helm"]["releases"]
-        args = [a for f in release["valuesFiles"] for a in ("-f", f)]
-        args += set_flags(release.get("setValues", {}))
+        args = release_args(release)
         args += ["--set=image.repository=users-service", "--set=image.tag=skaffold-test"]
         docs = helm_template(*args)
         container = app_container(web_deployment(docs))
@@ -304,8 +315,7 @@ def test_profile_values_render_and_dev_turns_on_web_reload_in_the_container():
 
 def dev_profile_render() -> tuple[dict, ...]:
     (release,) = profile("dev")["deploy"]["helm"]["releases"]
-    args = [a for f in release["valuesFiles"] for a in ("-f", f)]
-    return helm_template(*args, *set_flags(release.get("setValues", {})))
+    return helm_template(*release_args(release))
 
 
 def test_port_forward_and_verify_target_the_release_service_on_port_80():
@@ -336,8 +346,7 @@ def test_verify_job_pod_is_admitted_by_the_web_network_policy_of_every_profile()
     labels = overrides["spec"]["template"]["metadata"]["labels"]
     for name in EXPECTED_PROFILES:
         (release,) = profile(name)["deploy"]["helm"]["releases"]
-        args = [a for f in release["valuesFiles"] for a in ("-f", f)]
-        docs = helm_template(*args, *set_flags(release.get("setValues", {})))
+        docs = helm_template(*release_args(release))
         web = web_deployment(docs)
         web_labels = web["spec"]["template"]["metadata"]["labels"]
         for policy in find(docs, "NetworkPolicy"):
