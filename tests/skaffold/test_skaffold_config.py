@@ -380,6 +380,38 @@ def test_kind_values_expose_the_service_as_nodeport_30080_mapped_to_loopback_500
     assert port["targetPort"] in ("http", 5000)
 
 
+KIND_NODE_IMAGE = re.compile(r"kindest/node:v(?P<version>\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}")
+
+
+def chart_renders_for(kube_version: str) -> subprocess.CompletedProcess:
+    """helm itself checks chart/Chart.yaml's kubeVersion constraint against --kube-version."""
+    return subprocess.run(
+        [tool("helm"), "template", RELEASE, str(REPO / "chart"), "--kube-version", kube_version],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_kind_node_image_is_pinned_by_digest_to_a_version_the_chart_supports():
+    kind = yaml.safe_load((REPO / "k8s-dev/kind.yaml").read_text())
+    images = [node.get("image", "") for node in kind["nodes"]]
+    matches = [KIND_NODE_IMAGE.fullmatch(image) for image in images]
+    assert all(matches), f"not kindest/node:vX.Y.Z@sha256:<digest>: {images}"
+    chart = yaml.safe_load((REPO / "chart/Chart.yaml").read_text())
+    assert chart["kubeVersion"], "chart/Chart.yaml declares no kubeVersion"
+    for version in {m["version"] for m in matches}:
+        out = chart_renders_for(version)
+        assert out.returncode == 0, f"{version} vs kubeVersion {chart['kubeVersion']}: {out.stderr}"
+
+
+def test_chart_kube_version_check_rejects_a_too_old_kubernetes():
+    # Guards the test above: helm must really compare against the constraint.
+    out = chart_renders_for("1.28.15")
+    assert out.returncode != 0 and "kubeVersion" in out.stderr, out.stderr
+
+
 def test_kind_values_run_the_kind_loaded_image_without_pulling_and_without_hpa():
     docs = kind_render()
     container = app_container(web_deployment(docs))
