@@ -8,7 +8,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
 
 .PHONY: help venv run test test-service test-chart test-container lint format tools lock \
-        kind-up deploy kind-down clean bench
+        kind-up deploy kind-down clean bench cluster-build cluster-up cluster-deploy cluster-down \
+        test-cluster
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +64,24 @@ deploy: ## build the image, load it into kind, helm upgrade --install --wait
 
 kind-down: ## delete the local kind cluster
 	k8s-dev/kind-down.sh
+
+
+
+cluster-build: ## build the local cluster's binaries and images from source (cached in /var/cache)
+	$(PYTHON) k8s-dev/cluster/build.py all
+
+cluster-up: cluster-build ## a single-node Kubernetes here (root): .local/cluster/kubeconfig, context users-local
+	k8s-dev/cluster/prereqs.sh
+	$(PYTHON) k8s-dev/cluster/node.py up
+
+cluster-deploy: $(STAMP) tools ## build the image, import it into the node, helm upgrade --install users --wait
+	$(PY) k8s-dev/cluster/deploy.py
+
+cluster-down: ## stop the local cluster; leaves no process, mount, netns, interface or rule behind
+	$(PYTHON) k8s-dev/cluster/node.py down
+
+test-cluster: $(STAMP) tools ## the cluster tier: up, deploy, the README's Kubernetes paths, e2e, down (root)
+	k8s-dev/cluster/test-cluster.sh
 
 clean: ## remove virtualenvs, tools and local data
 	rm -rf $(VENV) .tools .local .pytest_cache .ruff_cache

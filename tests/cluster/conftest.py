@@ -1,0 +1,58 @@
+"""The cluster tier: tests against the local node of `make cluster-up` (k8s-dev/cluster).
+
+They run in `make test-cluster`, which starts the node and sets CLUSTER_TESTS_REQUIRED=1. In
+plain `make test` there is no cluster: the tests that need one are reported as skipped with the
+reason (a failure under CLUSTER_TESTS_REQUIRED=1, so the tier cannot pass without running).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECONFIG = REPO / ".local/cluster/kubeconfig"
+CONTEXT = "users-local"
+SKIP_REASON = "needs the local cluster: run `make test-cluster` (root) or `make cluster-up` first"
+
+
+def cluster_required() -> bool:
+    return os.environ.get("CLUSTER_TESTS_REQUIRED") == "1"
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    if not KUBECONFIG.exists():
+        if cluster_required():
+            pytest.fail(f"CLUSTER_TESTS_REQUIRED=1 but {KUBECONFIG} does not exist")
+        pytest.skip(SKIP_REASON)
+    return KUBECONFIG
+
+
+def kubectl(*args: str, timeout: float = 120, check: bool = True, stdin: str | None = None) -> str:
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args],
+        capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
+    )  # fmt: skip
+    if check and out.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)} failed ({out.returncode}): {out.stderr[-2000:]}")
+    return out.stdout
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception as exc:  # noqa: BLE001 - reported if it never succeeds
+            result, last = None, exc
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last!r})")
