@@ -2,7 +2,7 @@
 # make deploy: build the image, load it into the kind cluster, helm upgrade --install --wait.
 #   image   users-service:dev-<git sha>   (plus -dirty-<hash of the diff> when the work tree has changes,
 #           so an edited tree never reuses the tag of the clean commit and the pods really roll)
-#   values  chart/values-dev.yaml, then k8s-dev/values-kind.yaml (NodePort 30080 -> http://127.0.0.1:5000)
+#   values  chart/values-dev.yaml, then k8s-dev/values-kind.yaml (NodePort 30080 -> http://127.0.0.1:30080)
 # Overrides: RELEASE (users), NAMESPACE (default), CLUSTER_NAME (users-dev), HELM_EXTRA_ARGS.
 set -euo pipefail
 # shellcheck source=k8s-dev/lib.sh
@@ -48,7 +48,7 @@ deployment=$(chart_deployment_name)
 kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=2m
 cat <<MSG
 k8s-dev: deployed $image as release '$RELEASE'
-  curl -s http://127.0.0.1:5000/readyz
+  curl -s http://127.0.0.1:30080/readyz
   kubectl --context $KUBE_CONTEXT -n $NAMESPACE scale deployment/$deployment --replicas=3
   kubectl --context $KUBE_CONTEXT -n $NAMESPACE get pods -w
 MSG

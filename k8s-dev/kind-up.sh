@@ -13,4 +13,4 @@ else
 fi
 kubectl --context "$KUBE_CONTEXT" cluster-info
 kubectl --context "$KUBE_CONTEXT" wait --for=condition=Ready nodes --all --timeout=120s
-echo "k8s-dev: cluster ready; next: make deploy (the app will answer on http://127.0.0.1:5000)"
+echo "k8s-dev: cluster ready; next: make deploy (the app will answer on http://127.0.0.1:30080)"

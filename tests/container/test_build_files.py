@@ -160,7 +160,7 @@ def test_compose_api_and_migrate_share_one_image_and_api_waits_for_migrate(
     assert api.get("command") is None  # the image's CMD ["web"]
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
-    assert [(p["target"], p["published"]) for p in api["ports"]] == [(5000, "5000")]
+    assert [(p["target"], p["published"]) for p in api["ports"]] == [(5000, "8000")]
 
 
 def test_compose_db_is_mysql_84_with_named_volume_healthcheck_and_init_script(

@@ -326,7 +326,7 @@ def test_port_forward_and_verify_target_the_release_service_on_port_80():
     assert forward["resourceName"] == deployment["metadata"]["name"] == f"{RELEASE}-users-service"
     service = services[forward["resourceName"]]
     assert forward["port"] in [p["port"] for p in service["spec"]["ports"]]
-    assert (forward["port"], forward["localPort"]) == (80, 5000)
+    assert (forward["port"], forward["localPort"]) == (80, 8080)
 
     (verify,) = skaffold()["verify"]
     script = "\n".join(verify["container"]["args"])
@@ -363,16 +363,16 @@ def test_verify_job_pod_is_admitted_by_the_web_network_policy_of_every_profile()
             assert admitted, f"{name}: {policy['metadata']['name']} would block the verify Job"
 
 
-def test_kind_values_expose_the_service_as_nodeport_30080_mapped_to_loopback_5000():
+def test_kind_values_expose_the_service_as_nodeport_30080_published_on_loopback_30080():
     kind = yaml.safe_load((REPO / "k8s-dev/kind.yaml").read_text())
     assert kind["name"] == "users-dev"
-    mappings = [m for n in kind["nodes"] for m in n.get("extraPortMappings", [])]
-    assert {"containerPort": 30080, "hostPort": 5000, "listenAddress": "127.0.0.1"}.items() <= (
-        mappings[0].items()
+    (mapping,) = [m for n in kind["nodes"] for m in n.get("extraPortMappings", [])]
+    assert {"containerPort": 30080, "hostPort": 30080, "listenAddress": "127.0.0.1"}.items() <= (
+        mapping.items()
     )
     (service,) = [s for s in find(kind_render(), "Service") if s["spec"].get("type") == "NodePort"]
     (port,) = service["spec"]["ports"]
-    assert port["nodePort"] == mappings[0]["containerPort"]
+    assert port["nodePort"] == mapping["containerPort"] == mapping["hostPort"]
     assert port["port"] == 80
     container = app_container(web_deployment(kind_render()))
     http = next(p for p in container["ports"] if p["name"] == "http")
