@@ -1,10 +1,10 @@
 """The local single-node cluster: CI's Kubernetes, and an option for people without Docker.
 
-    python k8s-dev/cluster/node.py up      a Ready node; writes .local/cluster/kubeconfig (context users-local)
-    python k8s-dev/cluster/node.py down    stops everything and leaves nothing behind
-    python k8s-dev/cluster/node.py status  what runs, one line per daemon
-    python k8s-dev/cluster/node.py import TARBALL...   docker-archive/OCI tarballs into the node
-    python k8s-dev/cluster/node.py leftovers           what `down` would have to clean (exit 1 if any)
+    node.py up        a Ready node; writes .local/cluster/kubeconfig (context users-local)
+    node.py down      stops everything and leaves nothing behind
+    node.py status    what runs, one line per daemon
+    node.py import TARBALL...   docker-archive/OCI tarballs into the node's containerd
+    node.py leftovers           what `down` would have to clean (exit 1 if any)
 
 Upstream Kubernetes v1.34 components run as host processes, the way k3s runs them in one binary
 (see k8s-dev/README.md for why not k3s): Debian's etcd, containerd and CNI plugins; kube-apiserver,
@@ -28,18 +28,23 @@ import contextlib
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import dockerd  # noqa: E402  (scripts/dockerd.py: the private docker daemon)
+
 STATE = pathlib.Path(os.environ.get("CLUSTER_STATE_DIR", "/var/lib/users-service-cluster"))
 RUN = pathlib.Path(os.environ.get("CLUSTER_RUN_DIR", "/run/users-service-cluster"))
 KUBECONFIG_OUT = REPO / ".local" / "cluster" / "kubeconfig"
@@ -60,7 +65,9 @@ REGISTRY_PORT = 5001  # the local registry skaffold pushes to (registry.py)
 PAUSE_IMAGE = "docker.io/users-local/pause:3.10"
 # images every node needs before anything is scheduled (build.py components)
 SYSTEM_IMAGES = ("pause", "coredns", "metrics-server", "local-path-provisioner", "busybox")
-PORTS = {"etcd": 2379, "etcd-peer": 2380, "kube-apiserver": 6443, "kubelet": 10250}
+PORTS = {"etcd": 2379, "etcd-peer": 2380, "kube-apiserver": 6443, "kubelet": 10250,
+         "registry": REGISTRY_PORT}  # fmt: skip
+DOCKER_STATE = pathlib.Path("/var/lib/users-service-cluster-docker")  # deploy.py's dockerd
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
 PKI = STATE / "pki"
 KUBECONFIGS = STATE / "kubeconfig"
@@ -75,6 +82,7 @@ DAEMONS = (
     "kubelet",
     "kube-proxy",
     "kube-router",
+    "registry",
 )
 
 
@@ -91,9 +99,7 @@ def log(message: str) -> None:
 
 
 def run(argv: Sequence[str | os.PathLike[str]], *, check: bool = True, **kw: object) -> str:
-    out = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, check=False, **kw
-    )
+    out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False, **kw)
     if check and out.returncode != 0:
         raise ClusterError(f"{' '.join(map(str, argv))} failed: {out.stderr.strip()[-800:]}")
     return out.stdout
@@ -116,6 +122,7 @@ def binaries() -> dict[str, pathlib.Path]:
     kube = built("kubernetes")
     found = {name: kube / name for name in KUBERNETES_BINARIES}
     found["kube-router"] = built("kube-router")
+    found["registry"] = built("registry")
     for name in ("containerd", "containerd-shim-runc-v2", "runc", "etcd", "iptables", "ipset"):
         path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
         if not path:
@@ -138,7 +145,9 @@ def check_prerequisites() -> None:
             try:
                 s.bind(("0.0.0.0", port))  # noqa: S104 - probing whether the port is free
             except OSError:
-                raise ClusterError(f"port {port} ({name}) is taken: stop what holds it", 2) from None
+                raise ClusterError(
+                    f"port {port} ({name}) is taken: stop what holds it", 2
+                ) from None
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -178,6 +187,7 @@ def write_configs() -> None:
     write(STATE / "kubeadm.yaml", kubeadm_config())
     write(STATE / "kubelet.yaml", kubelet_config())
     write(STATE / "kube-proxy.yaml", kube_proxy_config())
+    write(STATE / "registry.yaml", registry_config())
     write(STATE / "resolv.conf", "# pods with dnsPolicy Default get no upstream resolver here\n")
 
 
@@ -211,6 +221,18 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     conf_dir = "{STATE / "cni" / "net.d"}"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "{STATE / "containerd" / "certs.d"}"
+"""
+
+
+def registry_config() -> str:
+    """The local registry skaffold pushes to (--default-repo=127.0.0.1:5001); loopback only."""
+    return f"""version: 0.1
+log: {{level: warn}}
+storage:
+  filesystem: {{rootdirectory: {STATE / "registry"}}}
+  delete: {{enabled: true}}
+http:
+  addr: 127.0.0.1:{REGISTRY_PORT}
 """
 
 
@@ -356,7 +378,10 @@ def guard_rules() -> list[list[str]]:
 
 def add_guard_rules() -> None:
     for rule in guard_rules():
-        if subprocess.run(["iptables", "-t", "mangle", "-C", *rule], capture_output=True).returncode:
+        present = subprocess.run(
+            ["iptables", "-t", "mangle", "-C", *rule], capture_output=True, check=False
+        )
+        if present.returncode:
             run(["iptables", "-t", "mangle", "-I", *rule])
 
 
@@ -367,8 +392,6 @@ def remove_guard_rules() -> None:
 
 
 def shlex_split(line: str) -> list[str]:
-    import shlex
-
     return shlex.split(line)
 
 
@@ -462,6 +485,7 @@ def daemon_argv(name: str, bins: dict[str, pathlib.Path]) -> list[str]:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--health-port=0", "--metrics-port=0",
         ],
+        "registry": [bins["registry"], "serve", STATE / "registry.yaml"],
     }  # fmt: skip
     return [str(a) for a in argvs[name]]
 
@@ -514,7 +538,7 @@ def apiserver_ready() -> bool:
     ctx = ssl.create_default_context(cafile=str(PKI / "ca.crt"))
     ctx.load_cert_chain(PKI / "apiserver-kubelet-client.crt", PKI / "apiserver-kubelet-client.key")
     url = f"https://{NODE_IP}:{PORTS['kube-apiserver']}/readyz"
-    with urllib.request.urlopen(url, context=ctx, timeout=3) as r:  # noqa: S310 - our own https URL
+    with urllib.request.urlopen(url, context=ctx, timeout=3) as r:
         return r.status == 200
 
 
@@ -526,8 +550,18 @@ def kubectl(*args: str, check: bool = True, bins: dict | None = None) -> str:
 def write_user_kubeconfig() -> None:
     """.local/cluster/kubeconfig: cluster, user and context all named users-local."""
     cfg = json.loads(
-        run([binaries()["kubectl"], "--kubeconfig", KUBECONFIGS / "cluster-admin.conf",
-             "config", "view", "--raw", "-o", "json"])  # fmt: skip
+        run(
+            [
+                binaries()["kubectl"],
+                "--kubeconfig",
+                KUBECONFIGS / "cluster-admin.conf",
+                "config",
+                "view",
+                "--raw",
+                "-o",
+                "json",
+            ]
+        )
     )
     cluster, user = cfg["clusters"][0], cfg["users"][0]
     cluster["name"] = user["name"] = CONTEXT
@@ -576,14 +610,24 @@ def up() -> None:
         start(name, bins)
     wait_for(
         "node Ready",
-        lambda: "True" in kubectl("get", "node", NODE_NAME, "-o",
-                                  "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-                                  check=False, bins=bins),  # fmt: skip
+        lambda: (
+            "True"
+            in kubectl(
+                "get",
+                "node",
+                NODE_NAME,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                check=False,
+                bins=bins,
+            )
+        ),
         120,
         "kubelet",
     )
     start("kube-router", bins)
-    done("node Ready")
+    start("registry", bins)
+    done("node Ready, kube-router, the local registry")
     apply_manifests(bins)
     for ns, kind, name in (
         ("kube-system", "deployment", "coredns"),
@@ -593,8 +637,10 @@ def up() -> None:
         kubectl("-n", ns, "rollout", "status", f"{kind}/{name}", "--timeout=180s", bins=bins)
     wait_for(
         "the metrics API",
-        lambda: kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes", check=False,
-                        bins=bins) != "",  # fmt: skip
+        lambda: (
+            kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes", check=False, bins=bins)
+            != ""
+        ),
         120,
     )
     done("CoreDNS, local-path-provisioner, metrics-server")
@@ -605,8 +651,6 @@ def up() -> None:
 
 def image_ref(tarball: pathlib.Path) -> str:
     """The name a docker-archive or OCI tarball carries (what the manifests must reference)."""
-    import tarfile
-
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
         if "manifest.json" in names or "./manifest.json" in names:
@@ -662,7 +706,7 @@ def import_images(tarballs: Iterable[pathlib.Path], bins: dict | None = None) ->
         run([*ctr, "images", "import", "--no-unpack=false", "--all-platforms", tar])
 
 
-def stop(name: str, timeout: float = 20) -> None:
+def stop(name: str, timeout: float = 15) -> None:
     pid = running(name)
     if pid:
         os.kill(pid, signal.SIGTERM)
@@ -707,9 +751,7 @@ def our_netns() -> list[str]:
 def our_links() -> list[str]:
     links = json.loads(run(["ip", "-j", "link", "show"]) or "[]")
     return sorted(
-        link["ifname"]
-        for link in links
-        if link["ifname"] == BRIDGE or link.get("master") == BRIDGE
+        link["ifname"] for link in links if link["ifname"] == BRIDGE or link.get("master") == BRIDGE
     )
 
 
@@ -738,8 +780,20 @@ def leftovers() -> dict[str, list]:
     }
 
 
+def stop_docker() -> None:
+    """The private dockerd `make cluster-deploy` may have started (scripts/dockerd.py)."""
+    state = pathlib.Path(os.environ.get("CLUSTER_DOCKER_STATE", DOCKER_STATE))
+    if not state.exists():
+        return
+    left = dockerd.stop(state)
+    if left:
+        raise ClusterError(f"the cluster's dockerd left behind: {left}")
+    shutil.rmtree(state, ignore_errors=True)
+
+
 def down() -> None:
     started = time.monotonic()
+    stop_docker()
     for name in reversed(DAEMONS):
         stop(name)
     for pid, _ in our_processes():  # container shims and their containers

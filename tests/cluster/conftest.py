@@ -50,7 +50,7 @@ def wait_until(what: str, check: Callable[[], object], timeout: float, interval:
     while time.monotonic() < deadline:
         try:
             result = check()
-        except Exception as exc:  # noqa: BLE001 - reported if it never succeeds
+        except Exception as exc:
             result, last = None, exc
         if result:
             return result

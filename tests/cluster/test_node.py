@@ -15,7 +15,7 @@ import pytest
 from .conftest import REPO, kubectl, wait_until
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
-import node  # noqa: E402
+import node
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 
@@ -77,7 +77,7 @@ def test_cluster_dns_resolves_services_and_forwards_nothing_outside(namespace):
         "nslookup kubernetes.default.svc.cluster.local && echo RESOLVED-IN; "
         "nslookup pypi.org >/dev/null 2>&1 && echo RESOLVED-OUT || echo NOT-RESOLVED-OUT"
     )
-    phase, logs = run_pod(namespace, busybox_pod("dns", script))
+    _, logs = run_pod(namespace, busybox_pod("dns", script))
     assert "RESOLVED-IN" in logs, logs
     assert "10.43.0.1" in logs, logs
     assert "NOT-RESOLVED-OUT" in logs, logs
