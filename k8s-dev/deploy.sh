@@ -38,14 +38,14 @@ kind load docker-image "$image" --name "$CLUSTER_NAME"
 
 echo "k8s-dev: helm upgrade --install $RELEASE (context $KUBE_CONTEXT, namespace $NAMESPACE)"
 # shellcheck disable=SC2086  # HELM_EXTRA_ARGS is a list of flags on purpose
-helm upgrade --install "$RELEASE" chart \
+"$HELM" upgrade --install "$RELEASE" chart \
   --kube-context "$KUBE_CONTEXT" --namespace "$NAMESPACE" --create-namespace \
   -f chart/values-dev.yaml -f k8s-dev/values-kind.yaml \
   --set image.repository="$IMAGE_REPO" --set image.tag="$tag" \
   --wait --timeout 5m ${HELM_EXTRA_ARGS:-}
 
 deployment=$(chart_deployment_name)
-kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=2m
+"$KUBECTL" --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=2m
 cat <<MSG
 k8s-dev: deployed $image as release '$RELEASE'
   curl -s http://127.0.0.1:30080/readyz

@@ -11,6 +11,6 @@ if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
 else
   kind create cluster --name "$CLUSTER_NAME" --config "$REPO_ROOT/k8s-dev/kind.yaml" --wait 120s
 fi
-kubectl --context "$KUBE_CONTEXT" cluster-info
-kubectl --context "$KUBE_CONTEXT" wait --for=condition=Ready nodes --all --timeout=120s
+"$KUBECTL" --context "$KUBE_CONTEXT" cluster-info
+"$KUBECTL" --context "$KUBE_CONTEXT" wait --for=condition=Ready nodes --all --timeout=120s
 echo "k8s-dev: cluster ready; next: make deploy (the app will answer on http://127.0.0.1:30080)"

