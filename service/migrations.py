@@ -97,12 +97,18 @@ def _applied(cursor: pymysql.cursors.Cursor) -> dict[int, Applied]:
 
 
 def _problems(known: tuple[Migration, ...], applied: dict[int, Applied]) -> list[str]:
-    """Reasons the recorded history is unsafe to build on: dirty rows and edited files."""
+    """Reasons the recorded history is unsafe to build on: dirty rows and edited files.
+
+    Only migrations this code ships count. A newer release's migration that failed (dirty, and
+    unknown here) is that release's to repair: the version being rolled back to still has every
+    migration it knows applied, so it keeps serving and its own `migrate` has nothing to do.
+    """
+    versions = {m.version for m in known}
     problems = [
         f"migration {v} is dirty: it failed or was interrupted. Repair the schema by hand, then "  # noqa: S608 - advice text, not a query
         f"DELETE FROM schema_migrations WHERE version = {v} to let it run again"
         for v, row in sorted(applied.items())
-        if row.dirty
+        if row.dirty and v in versions
     ]
     problems += [
         f"migration {m.name} was changed after it was applied (checksum differs); "

@@ -90,6 +90,26 @@ def test_failed_migration_is_left_dirty_and_refused_next_time(fresh_database, mi
             migrate(conn, known)
 
 
+def test_a_newer_releases_failed_migration_leaves_the_old_code_serving(
+    fresh_database, migrations_dir
+):
+    # A rollout whose migration fails: the running version must stay ready and its own migrate
+    # (helm rollback re-runs it) must succeed; the new code still refuses until it is repaired.
+    (migrations_dir / "0002_broken.sql").write_text(
+        "ALTER TABLE users ADD COLUMN nick TEXT;\nTHIS IS NOT SQL;\n"
+    )
+    old_code, new_code = load_migrations(), load_migrations(migrations_dir)
+    with connect(fresh_database) as conn:
+        migrate(conn, old_code)
+        with pytest.raises(pymysql.err.ProgrammingError):
+            migrate(conn, new_code)
+        assert status(conn, old_code).ok, status(conn, old_code).reason()
+        assert migrate(conn, old_code) == []
+        assert not status(conn, new_code).ok
+        with pytest.raises(MigrationError, match="migration 2 is dirty"):
+            migrate(conn, new_code)
+
+
 def test_migration_edited_after_it_was_applied_is_refused(fresh_database, migrations_dir):
     with connect(fresh_database) as conn:
         migrate(conn, load_migrations(migrations_dir))
