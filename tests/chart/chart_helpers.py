@@ -42,8 +42,8 @@ SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 
 
 def tool(name: str) -> str:
-    """The pinned tool from `make tools` (.tools/bin) first, so renders are reproducible; else one on
-    PATH (where the bundled helm cannot run: it is a Linux x86-64 binary). helm must run `version`."""
+    """The pinned tool from `make tools` (.tools/bin) first, so renders are reproducible; else
+    one on PATH (the bundled helm is a Linux x86-64 binary). A helm must run `helm version`."""
     found = _find_tool(name, str(TOOLS), os.environ.get("PATH", ""))
     if found is None:
         hint = " or install helm: https://helm.sh/docs/intro/install/" if name == "helm" else ""
@@ -63,7 +63,9 @@ def _runs(name: str, candidate: str) -> bool:
     if name != "helm":
         return True  # the Python tools of .tools/venv run wherever Python does
     try:
-        check = subprocess.run([candidate, "version", "--short"], capture_output=True, timeout=30)
+        check = subprocess.run(
+            [candidate, "version", "--short"], capture_output=True, timeout=30, check=False
+        )
     except OSError:  # e.g. Exec format error: a binary for another platform
         return False
     return check.returncode == 0

@@ -615,7 +615,9 @@ def test_servicemonitor_without_its_crd_fails_the_render_naming_the_value_to_tur
 
 
 def test_servicemonitor_renders_where_the_cluster_serves_its_crd() -> None:
-    on = render("--set", "metrics.serviceMonitor.enabled=true", "--api-versions", SERVICE_MONITOR_API)
+    on = render(
+        "--set", "metrics.serviceMonitor.enabled=true", "--api-versions", SERVICE_MONITOR_API
+    )
     assert on.one("ServiceMonitor")["apiVersion"] == "monitoring.coreos.com/v1"
     prod = render(
         "--values", str(CHART / "values-prod.yaml"), "--api-versions", SERVICE_MONITOR_API

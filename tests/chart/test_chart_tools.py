@@ -46,5 +46,5 @@ def test_without_a_working_helm_the_tests_fail_naming_what_to_install(
 ) -> None:
     fake_helm(tools, works=False)
     monkeypatch.setenv("PATH", str(fake_helm(tmp_path / "bin", works=False).parent))
-    with pytest.raises(pytest.fail.Exception, match="https://helm.sh/docs/intro/install/"):
+    with pytest.raises(pytest.fail.Exception, match=r"https://helm\.sh/docs/intro/install/"):
         chart_helpers.tool("helm")

@@ -26,9 +26,9 @@ def compose_api_port(env_file: Path) -> tuple[str, int]:
     compose = shutil.which("docker-compose", path=f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}")
     if compose is None:
         pytest.skip("SKIPPED LOUDLY: docker-compose not found (run `make tools`)")
+    files = ["-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file)]
     out = subprocess.run(
-        [compose, "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file)]
-        + ["config", "--format", "json"],
+        [compose, *files, "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -42,8 +42,8 @@ def compose_api_port(env_file: Path) -> tuple[str, int]:
 
 def make_run_port() -> int:
     # `make run` serves on the service's PORT default (scripts/localdb.py keeps it).
-    env = {"DATABASE_HOST": "h", "DATABASE_USER": "u", "DATABASE_PASSWORD": "p", "DATABASE_NAME": "n"}
-    return load_settings(env).port
+    required = ("DATABASE_HOST", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME")
+    return load_settings(dict.fromkeys(required, "x")).port
 
 
 def kind_port() -> tuple[str, int]:

@@ -34,7 +34,7 @@ def fake(path: Path, name: str, *, works: bool = True, output: str = "") -> Path
 
 @pytest.fixture
 def scratch(tmp_path: Path) -> Path:
-    """A repository copy with k8s-dev's scripts, an empty .tools/bin and a bin/ of system commands."""
+    """A repository copy with k8s-dev's scripts and an empty .tools/bin, and system commands."""
     (tmp_path / "repo/k8s-dev").mkdir(parents=True)
     for script in (REPO / "k8s-dev").glob("*.sh"):
         shutil.copy2(script, tmp_path / "repo/k8s-dev" / script.name)
