@@ -458,6 +458,8 @@ def daemon_argv(name: str, bins: dict[str, pathlib.Path]) -> list[str]:
             "--leader-elect=false", "--profiling=false",
             # a lone node: Jobs, HPAs and evictions should react in seconds
             "--horizontal-pod-autoscaler-sync-period=10s",
+            # scale-down after 30 s of low load instead of 5 minutes (the HPA test waits for it)
+            "--horizontal-pod-autoscaler-downscale-stabilization=30s",
         ],
         "kube-scheduler": [
             bins["kube-scheduler"],

@@ -8,6 +8,7 @@ reason (a failure under CLUSTER_TESTS_REQUIRED=1, so the tier cannot pass withou
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ def kubeconfig() -> Path:
 
 def kubectl(*args: str, timeout: float = 120, check: bool = True, stdin: str | None = None) -> str:
     out = subprocess.run(
-        ["kubectl", "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args],
+        [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args],
         capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
     )  # fmt: skip
     if check and out.returncode != 0:
@@ -56,3 +57,21 @@ def wait_until(what: str, check: Callable[[], object], timeout: float, interval:
             return result
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last!r})")
+
+
+def tool(name: str) -> str:
+    """A working tool on PATH first (the user's own), then the one `make tools` installed."""
+    for candidate in (shutil.which(name), str(REPO / ".tools/bin" / name)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(f"{name} not found: run `make tools`")
+
+
+def helm(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        [tool("helm"), "--kubeconfig", str(KUBECONFIG), "--kube-context", CONTEXT, *args],
+        capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO,
+    )  # fmt: skip
+    if check and out.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return out

@@ -22,7 +22,9 @@ test failed), E2E_KEEP_NAMESPACE=1 (leave the namespace for debugging).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import queue
@@ -619,6 +621,181 @@ def test_data_survives_deleting_the_mysql_pod(release):
         status, _, fetched = http("GET", f"{base}/users/{created['id']}")
         assert status == 200, fetched
         assert (fetched["name"], fetched["email"]) == ("Durable", email)
+
+
+def kexec(release, pod: str, *argv: str, stdin: str | None = None, container: str = "") -> str:
+    """`kubectl exec` in a pod of the release; stdin carries anything secret (never argv)."""
+    args = ["-n", release.namespace, "exec", "-i" if stdin is not None else "", pod]
+    args = [a for a in args if a] + (["-c", container] if container else []) + ["--", *argv]
+    out = subprocess.run(
+        [release.kube.kubectl, "--context", release.kube.context, *args],
+        input=stdin, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, f"exec {argv[0]} in {pod} failed: {out.stderr[-1500:]}"
+    return out.stdout
+
+
+def mysql_root_sql(release, sql: str) -> str:
+    """Run SQL as root over the MySQL pod's socket; the root password never leaves the pod."""
+    login = 'MYSQL_PWD="$(cat /etc/mysql-credentials/root-password)" exec mysql -uroot -N -B'
+    return kexec(release, f"{release.statefulset}-0", "sh", "-c", login, stdin=sql)
+
+
+def tcp_probe_script(host: str) -> str:
+    return (
+        "import socket, sys\n"
+        f"addr = socket.getaddrinfo({host!r}, 3306, type=socket.SOCK_STREAM)[0][4]\n"
+        "print('RESOLVED', addr[0])\n"
+        "try:\n"
+        "    socket.create_connection(addr, timeout=4).close()\n"
+        "    print('CONNECTED')\n"
+        "except OSError as exc:\n"
+        "    print('BLOCKED', exc)\n"
+    )
+
+
+def test_network_policy_lets_only_web_and_migrate_pods_reach_mysql(release):
+    mysql = release.statefulset  # the headless Service has the StatefulSet's name
+    web = release.web_pods()[0].metadata.name
+    from_web = kexec(release, web, "python", "-c", tcp_probe_script(mysql))
+    assert "RESOLVED" in from_web and "CONNECTED" in from_web, from_web
+    name = f"np-probe-{secrets.token_hex(2)}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "np-probe"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": release.kube.image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", tcp_probe_script(mysql)],
+                }
+            ],
+        },
+    }
+    release.kube.core.create_namespaced_pod(release.namespace, pod)
+    try:
+        wait_for(
+            f"{name} to finish",
+            lambda: (
+                release.kube.core.read_namespaced_pod(name, release.namespace).status.phase
+                in ("Succeeded", "Failed")
+            ),
+            120,
+        )
+        out = release.logs(name)
+    finally:
+        release.kube.core.delete_namespaced_pod(name, release.namespace, grace_period_seconds=0)
+    assert "RESOLVED" in out, out  # DNS works for an unlabelled pod too
+    assert "BLOCKED" in out and "CONNECTED" not in out, out
+
+
+def test_an_app_upgrade_does_not_restart_the_database(release):
+    pod = f"{release.statefulset}-0"
+    before = release.kube.core.read_namespaced_pod(pod, release.namespace)
+    web_before = {p.metadata.uid for p in release.web_pods()}
+    out = release.kube.run(
+        "helm", "upgrade", RELEASE, str(REPO / "chart"), "-n", release.namespace,
+        "--reuse-values", "--set=logLevel=INFO", "--wait", "--timeout=5m", timeout=330,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    release.wait_rollout(replicas=1)
+    after = release.kube.core.read_namespaced_pod(pod, release.namespace)
+    assert after.metadata.uid == before.metadata.uid, "the upgrade replaced the MySQL pod"
+    restarts = [c.restart_count for c in after.status.container_statuses]
+    assert restarts == [c.restart_count for c in before.status.container_statuses]
+    assert not web_before & {p.metadata.uid for p in release.web_pods()}, "web pods did not roll"
+
+
+def test_the_pdb_refuses_a_second_eviction_while_one_pod_is_down(release):
+    out = release.kube.run(
+        "helm", "upgrade", RELEASE, str(REPO / "chart"), "-n", release.namespace,
+        "--reuse-values", "--set=replicaCount=2", "--wait", "--timeout=5m", timeout=330,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    release.wait_rollout(replicas=2)
+    policy = client.PolicyV1Api(release.kube.api)
+    wait_for(
+        "the PDB to allow one disruption",
+        lambda: (
+            policy.read_namespaced_pod_disruption_budget(
+                release.deployment, release.namespace
+            ).status.disruptions_allowed
+            == 1
+        ),
+        60,
+    )
+    first, second = (p.metadata.name for p in release.web_pods())
+
+    def evict(name: str) -> None:
+        body = client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=name, namespace=release.namespace)
+        )
+        release.kube.core.create_namespaced_pod_eviction(name, release.namespace, body)
+
+    evict(first)
+    with pytest.raises(ApiException) as refused:
+        evict(second)
+    assert refused.value.status == 429, refused.value
+    assert "disruption budget" in refused.value.body
+    release.wait_rollout(replicas=2)  # the evicted pod was replaced; the second one never went
+    assert second in {p.metadata.name for p in release.web_pods()}
+    release.kube.run(
+        "helm", "upgrade", RELEASE, str(REPO / "chart"), "-n", release.namespace,
+        "--reuse-values", "--set=replicaCount=1", "--wait", "--timeout=5m", timeout=330,
+    )  # fmt: skip
+    release.wait_rollout(replicas=1)
+
+
+def test_a_rotated_database_password_is_taken_without_a_pod_restart(release):
+    web = release.web_pods()[0]
+    secret_name = release.statefulset  # the in-chart MySQL's generated Secret
+    user = kexec(release, web.metadata.name, "python", "-c",
+                 "import os; print(os.environ['DATABASE_USER'])").strip()  # fmt: skip
+    new_password = secrets.token_urlsafe(18)
+    release.kube.core.patch_namespaced_secret(
+        secret_name,
+        release.namespace,
+        {"data": {"web-password": base64.b64encode(new_password.encode()).decode()}},
+    )
+    digest = hashlib.sha256(new_password.encode()).hexdigest()
+    read_digest = (
+        "import hashlib, os; "
+        "print(hashlib.sha256(open(os.environ['DATABASE_PASSWORD_FILE'], 'rb').read()).hexdigest())"
+    )
+    wait_for(
+        "the kubelet to project the new password into the running pod",
+        lambda: kexec(release, web.metadata.name, "python", "-c", read_digest).strip() == digest,
+        180,
+        interval=5,
+    )
+    # token_urlsafe and the chart's user names need no quoting inside '...'
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", new_password + user)
+    mysql_root_sql(release, f"ALTER USER '{user}'@'%' IDENTIFIED BY '{new_password}';")
+    processlist = f"SELECT id FROM information_schema.processlist WHERE user = '{user}';"  # noqa: S608
+    ids = mysql_root_sql(release, processlist).split()
+    if ids:  # the workers' open connections: the next query must log in afresh
+        mysql_root_sql(release, "".join(f"KILL {i};" for i in ids))
+    with release.port_forward() as base:
+        release.wait_ready_via(base, timeout=60)
+        email = f"rotated-{secrets.token_hex(3)}@example.test"
+        wait_for(
+            "a write with the rotated password",
+            lambda: http("POST", f"{base}/users", {"name": "Rot", "email": email})[0] in (201, 409),
+            60,
+        )
+        status, _, fetched = http("GET", f"{base}/users?limit=1")
+        assert status == 200, fetched
+    now = release.kube.core.read_namespaced_pod(web.metadata.name, release.namespace)
+    assert now.metadata.uid == web.metadata.uid
+    assert [c.restart_count for c in now.status.container_statuses] == [
+        c.restart_count for c in web.status.container_statuses
+    ]
 
 
 def test_helm_uninstall_removes_the_workloads(release):

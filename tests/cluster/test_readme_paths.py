@@ -1,0 +1,180 @@
+"""The README's Kubernetes paths, run as written against the local cluster (context users-local).
+
+`make cluster-deploy` has made the development install (release `users`, namespace `users`,
+chart/values-dev.yaml + k8s-dev/values-local.yaml); these tests take it from there, in order:
+`helm test`, the API on the NodePort, `kubectl scale`, the HPA under CPU load and back,
+`helm upgrade` to a new image (a new migration Job; the web pods wait for the schema), `helm
+rollback`, and `helm uninstall`. Load from the host runs through the scale and the upgrade and
+must lose no request. Only the context and the image import differ from the README.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from .conftest import REPO, helm, kubectl, wait_until
+from .load import host_load
+
+sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
+import deploy
+
+pytestmark = pytest.mark.usefixtures("kubeconfig")
+NS, RELEASE, DEPLOYMENT = "users", "users", "users-users-service"
+API = deploy.API
+
+
+def get(path: str, timeout: float = 5) -> tuple[int, object]:
+    try:
+        with urllib.request.urlopen(API + path, timeout=timeout) as r:  # noqa: S310 - loopback
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def post(path: str, body: dict) -> tuple[int, object]:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        API + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def ready_replicas() -> int:
+    out = kubectl(
+        "-n", NS, "get", "deployment", DEPLOYMENT, "-o", "jsonpath={.status.readyReplicas}"
+    )
+    return int(out or 0)
+
+
+def web_pods() -> list[dict]:
+    pods = json.loads(
+        kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/component=web", "-o", "json")
+    )["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def rolled_out(replicas: int) -> None:
+    kubectl("-n", NS, "rollout", "status", f"deployment/{DEPLOYMENT}", "--timeout=300s",
+            timeout=330)  # fmt: skip
+    wait_until(f"exactly {replicas} web pods", lambda: len(web_pods()) == replicas, 180)
+
+
+def assert_no_failures(stats, at_least: int = 50) -> None:
+    assert stats.failed == 0, f"{stats.failed} of {stats.ok + stats.failed} failed: {stats.errors}"
+    assert stats.ok >= at_least, f"only {stats.ok} requests ran"
+
+
+def test_helm_test_passes_on_the_development_install():
+    out = helm("test", RELEASE, "-n", NS, "--timeout", "3m")
+    assert "Phase:          Succeeded" in out.stdout, out.stdout
+
+
+def test_the_api_answers_on_the_nodeport_from_the_host():
+    email = f"readme-{secrets.token_hex(4)}@example.test"
+    status, created = post("/users", {"name": "Ada", "email": email})
+    assert status == 201, created
+    status, fetched = get(f"/users/{created['id']}")
+    assert (status, fetched["email"]) == (200, email)
+
+
+def test_kubectl_scale_to_three_and_back_loses_no_request_from_the_host():
+    with host_load(deploy.node.NODEPORT) as stats:
+        kubectl("-n", NS, "scale", f"deployment/{DEPLOYMENT}", "--replicas=3")
+        rolled_out(3)
+        time.sleep(3)
+        kubectl("-n", NS, "scale", f"deployment/{DEPLOYMENT}", "--replicas=1")
+        rolled_out(1)
+        time.sleep(2)
+    assert_no_failures(stats)
+
+
+def test_the_hpa_scales_out_under_cpu_load_and_back_in():
+    # the README's HPA command, on the running release
+    helm("upgrade", RELEASE, "chart", "-n", NS, "--reuse-values", "--set",
+         "autoscaling.enabled=true,autoscaling.minReplicas=2,autoscaling.maxReplicas=6",
+         "--wait", "--timeout", "5m")  # fmt: skip
+    try:
+        rolled_out(2)
+
+        def desired() -> int:
+            out = kubectl("-n", NS, "get", "hpa", DEPLOYMENT, "-o",
+                          "jsonpath={.status.desiredReplicas}")  # fmt: skip
+            return int(out or 0)
+
+        with host_load(deploy.node.NODEPORT, threads=6, max_seconds=240) as stats:
+            wait_until("the HPA to scale out beyond 2", lambda: desired() > 2, 200, interval=5)
+        assert stats.failed == 0, stats.errors
+        wait_until("the HPA to scale back to 2", lambda: desired() == 2, 240, interval=5)
+        rolled_out(2)
+    finally:
+        helm("upgrade", RELEASE, "chart", "-n", NS, "--reuse-values", "--set",
+             "autoscaling.enabled=false", "--wait", "--timeout", "5m")  # fmt: skip
+    rolled_out(1)
+
+
+@pytest.fixture(scope="module")
+def new_image() -> str:
+    """A second image of this code with its own tag (and so its own /version)."""
+    env = deploy.docker_env()
+    tag = f"upgrade-{secrets.token_hex(3)}"
+    ref = deploy.build_app_image(tag, env)
+    deploy.import_into_node([ref], env)
+    return tag
+
+
+def migration_jobs() -> dict[str, dict]:
+    jobs = json.loads(
+        kubectl("-n", NS, "get", "jobs", "-l", "app.kubernetes.io/component=migrate", "-o", "json")
+    )["items"]
+    return {j["metadata"]["name"]: j for j in jobs}
+
+
+def test_helm_upgrade_to_a_new_image_runs_a_new_migration_job_and_loses_no_request(new_image):
+    before_jobs = set(migration_jobs())
+    revision = json.loads(helm("history", RELEASE, "-n", NS, "-o", "json").stdout)[-1]["revision"]
+    with host_load(deploy.node.NODEPORT) as stats:
+        helm("upgrade", RELEASE, "chart", "-n", NS, "--reuse-values",
+             "--set", f"image.tag={new_image}", "--wait", "--timeout", "6m")  # fmt: skip
+        rolled_out(1)
+        time.sleep(2)
+    assert_no_failures(stats)
+    jobs = migration_jobs()
+    new = set(jobs) - before_jobs
+    assert new, f"no new migration Job: {sorted(jobs)}"
+    assert all(jobs[n]["status"].get("succeeded") == 1 for n in new), jobs
+    pod = web_pods()[0]
+    init = [c["name"] for c in pod["spec"].get("initContainers", [])]
+    assert any("schema" in name for name in init), f"no schema wait in {init}"
+    assert get("/version")[1]["version"] == new_image
+    history = json.loads(helm("history", RELEASE, "-n", NS, "-o", "json").stdout)
+    assert history[-1]["revision"] == revision + 1
+
+
+def test_helm_rollback_returns_to_the_previous_image(new_image):
+    history = json.loads(helm("history", RELEASE, "-n", NS, "-o", "json").stdout)
+    previous = history[-2]
+    helm("rollback", RELEASE, str(previous["revision"]), "-n", NS, "--wait", "--timeout", "5m")
+    rolled_out(1)
+    assert get("/version")[1]["version"] != new_image
+    assert get("/readyz")[0] == 200  # the schema stays ahead, which `check` accepts
+
+
+def test_helm_uninstall_removes_the_release():
+    helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "5m")
+    wait_until(
+        "the release's workloads to go",
+        lambda: (
+            not json.loads(kubectl("-n", NS, "get", "deploy,statefulset", "-o", "json"))["items"]
+        ),
+        180,
+    )
