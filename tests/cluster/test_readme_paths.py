@@ -169,6 +169,45 @@ def test_helm_rollback_returns_to_the_previous_image(new_image):
     assert get("/readyz")[0] == 200  # the schema stays ahead, which `check` accepts
 
 
+@pytest.fixture(scope="module")
+def broken_image(tmp_path_factory) -> str:
+    """The running image plus a migration that runs for a while and then fails."""
+    env = deploy.docker_env()
+    running = kubectl("-n", NS, "get", "deployment", DEPLOYMENT, "-o",
+                      "jsonpath={.spec.template.spec.containers[0].image}")  # fmt: skip
+    context = tmp_path_factory.mktemp("broken")
+    (context / "0002_broken.sql").write_text("SELECT SLEEP(15);\nTHIS IS NOT SQL;\n")
+    (context / "Dockerfile").write_text(
+        f"FROM {running}\nCOPY 0002_broken.sql /app/service/migrations/0002_broken.sql\n"
+    )
+    tag = f"broken-migration-{secrets.token_hex(3)}"
+    deploy.sh(env["DOCKER"], "build", "-t", f"{deploy.IMAGE_REPO}:{tag}", str(context), env=env)
+    deploy.import_into_node([f"{deploy.IMAGE_REPO}:{tag}"], env)
+    return tag
+
+
+def test_a_failing_migration_keeps_the_running_version_serving_and_rollback_works(broken_image):
+    history = json.loads(helm("history", RELEASE, "-n", NS, "-o", "json").stdout)
+    good = history[-1]["revision"]
+    version = get("/version")[1]["version"]
+    with host_load(deploy.node.NODEPORT, max_seconds=400) as stats:
+        out = helm("upgrade", RELEASE, "chart", "-n", NS, "--reuse-values",
+                   "--set", f"image.tag={broken_image}", "--wait", "--timeout", "90s",
+                   check=False)  # fmt: skip
+        assert out.returncode != 0, "an upgrade whose migration fails must not report success"
+        failed = [j for j in migration_jobs().values() if j["status"].get("failed")]
+        assert failed, f"the broken migration's Job did not fail: {migration_jobs()}"
+        assert get("/readyz")[0] == 200 and get("/version")[1]["version"] == version
+        helm("rollback", RELEASE, str(good), "-n", NS, "--wait", "--timeout", "5m")
+        rolled_out(1)
+        time.sleep(2)
+    assert_no_failures(stats)
+    assert get("/version")[1]["version"] == version
+    assert get("/readyz")[0] == 200
+    history = json.loads(helm("history", RELEASE, "-n", NS, "-o", "json").stdout)
+    assert history[-1]["status"] == "deployed", history[-1]
+
+
 def test_helm_uninstall_removes_the_release():
     helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "5m")
     wait_until(
