@@ -89,26 +89,36 @@ def dev_tag() -> str:
     return f"dev-{sha}-dirty-{digest.hexdigest()[:8]}"
 
 
+def standin(*args: str, env: dict) -> str:
+    """scripts/standin_base.py: its result is the last line it prints."""
+    out = sh(sys.executable, str(REPO / "scripts/standin_base.py"), *args, env=env)
+    return out.strip().splitlines()[-1] if out.strip() else ""
+
+
 def base_image(env: dict) -> str:
-    """The stand-in for python:3.12-slim, imported into the daemon (tag printed by the script)."""
-    out = sh(sys.executable, str(REPO / "scripts/standin_base.py"), "import", env=env)
-    return out.strip().splitlines()[-1]
+    """The stand-in for python:3.12-slim, imported into the daemon under that name as well, so
+    the Dockerfile's default base (and skaffold's and compose's builds) find it without a pull."""
+    return standin("import", "--tag", "python:3.12-slim", env=env)
 
 
 def build_app_image(tag: str, env: dict) -> str:
     ref = f"{IMAGE_REPO}:{tag}"
     base = base_image(env)
     git_sha = sh("git", "rev-parse", "HEAD").strip()
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args = ["--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"APP_VERSION={tag}",
+            "--build-arg", f"GIT_SHA={git_sha}", "--build-arg", f"BUILD_DATE={date}"]  # fmt: skip
+    index = standin("pip-index-url", env=env)
+    if index:
+        args += ["--build-arg", f"PIP_INDEX_URL={index}"]
     log(f"docker build -t {ref} (base {base})")
-    sh(env["DOCKER"], "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
-       "--build-arg", f"APP_VERSION={tag}", "--build-arg", f"GIT_SHA={git_sha}",
-       "--build-arg", f"BUILD_DATE={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
-       "-t", ref, ".", env=env)  # fmt: skip
+    sh(env["DOCKER"], "build", "--network", "host", *args, "-t", ref, ".", env=env)
     return ref
 
 
 def build_mysql_image(env: dict) -> str:
-    sh(sys.executable, str(REPO / "images/mysql-standin/build.py"), env=env)
+    """The stand-in for mysql:8.4 (Debian's MariaDB), tagged mysql:8.4 in the daemon."""
+    standin("mysql", env=env)
     return MYSQL_IMAGE
 
 
