@@ -11,8 +11,7 @@ import subprocess
 import sys
 
 import pytest
-
-from .conftest import REPO, kubectl, wait_until
+from cluster_helpers import REPO, kubectl, wait_until
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
 import node

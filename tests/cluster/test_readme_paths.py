@@ -18,9 +18,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from .conftest import REPO, helm, kubectl, wait_until
-from .load import host_load
+from cluster_helpers import REPO, helm, kubectl, wait_until
+from cluster_load import host_load
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
 import deploy

@@ -16,12 +16,11 @@ import json
 import secrets
 
 import pytest
+from cluster_helpers import REPO, helm, kubectl, wait_until
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from .conftest import REPO, helm, kubectl, wait_until
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 NS, DB_NS, RELEASE = "users", "users-db", "users"

@@ -1,0 +1,63 @@
+"""Shared by the cluster tier's tests: kubectl/helm against the local node, and polling."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECONFIG = REPO / ".local/cluster/kubeconfig"
+CONTEXT = "users-local"
+SKIP_REASON = "needs the local cluster: run `make test-cluster` (root) or `make cluster-up` first"
+
+
+def cluster_required() -> bool:
+    return os.environ.get("CLUSTER_TESTS_REQUIRED") == "1"
+
+
+def kubectl(*args: str, timeout: float = 120, check: bool = True, stdin: str | None = None) -> str:
+    out = subprocess.run(
+        [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args],
+        capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
+    )  # fmt: skip
+    if check and out.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)} failed ({out.returncode}): {out.stderr[-2000:]}")
+    return out.stdout
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception as exc:
+            result, last = None, exc
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last!r})")
+
+
+def tool(name: str) -> str:
+    """A working tool on PATH first (the user's own), then the one `make tools` installed."""
+    for candidate in (shutil.which(name), str(REPO / ".tools/bin" / name)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(f"{name} not found: run `make tools`")
+
+
+def helm(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        [tool("helm"), "--kubeconfig", str(KUBECONFIG), "--kube-context", CONTEXT, *args],
+        capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO,
+    )  # fmt: skip
+    if check and out.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return out
