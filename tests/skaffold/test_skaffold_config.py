@@ -380,6 +380,10 @@ def test_kind_values_expose_the_service_as_nodeport_30080_published_on_loopback_
     assert port["targetPort"] in ("http", 5000)
 
 
+def kind_yaml_text() -> str:
+    return (REPO / "k8s-dev/kind.yaml").read_text()
+
+
 KIND_NODE_IMAGE = re.compile(r"kindest/node:v(?P<version>\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}")
 
 
@@ -500,6 +504,9 @@ def test_e2e_workflow_creates_the_kind_cluster_from_k8s_dev_and_runs_the_suite()
     kind = next(s for s in steps if s.get("uses", "").startswith("helm/kind-action@"))
     assert kind["with"]["config"] == "k8s-dev/kind.yaml"
     assert (REPO / kind["with"]["config"]).is_file()
+    # the kind release whose notes list the node image kind.yaml pins (named in its comment)
+    (release,) = set(re.findall(r"releases/tag/(v\d+\.\d+\.\d+)", kind_yaml_text()))
+    assert kind["with"].get("version") == release, "the action's default kind is older"
     runs = "\n".join(s.get("run", "") for s in steps)
     for needed in ("make tools", "make venv", "docker build", "kind load docker-image"):
         assert needed in runs, needed
