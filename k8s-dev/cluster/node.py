@@ -245,6 +245,7 @@ def cni_config() -> dict:
                 "type": "bridge",
                 "bridge": BRIDGE,
                 "isGateway": True,
+                "isDefaultGateway": True,  # a default route via the node: Service IPs included
                 "ipMasq": False,  # kube-proxy masquerades what needs it; nothing leaves anyway
                 "hairpinMode": True,
                 "ipam": {
@@ -310,6 +311,9 @@ evictionHard: {{memory.available: 200Mi, nodefs.available: 5%, imagefs.available
 imageGCHighThresholdPercent: 95
 imageGCLowThresholdPercent: 90
 shutdownGracePeriod: 0s
+# container logs under the state folder, not /var/log/pods (the symlinks the kubelet adds in
+# /var/log/containers are removed by `down`)
+podLogsDir: {STATE / "pod-logs"}
 """
 
 
@@ -745,6 +749,18 @@ def our_mounts() -> list[str]:
     return sorted(mounts, key=len, reverse=True)
 
 
+def our_log_links() -> list[str]:
+    """The kubelet's /var/log/containers symlinks (a fixed path) that point into our state."""
+    base = pathlib.Path("/var/log/containers")
+    if not base.is_dir():
+        return []
+    return sorted(
+        str(p)
+        for p in base.iterdir()
+        if p.is_symlink() and str(p.readlink()).startswith(str(STATE))
+    )
+
+
 def our_netns() -> list[str]:
     base = pathlib.Path("/var/run/netns")
     return sorted(p.name for p in base.glob("cni-*")) if base.exists() else []
@@ -775,6 +791,7 @@ def leftovers() -> dict[str, list]:
     return {
         "processes": our_processes(),
         "mounts": our_mounts(),
+        "log-links": our_log_links(),
         "netns": our_netns(),
         "links": our_links(),
         "iptables": our_iptables(),
@@ -808,6 +825,8 @@ def down() -> None:
         run(["umount", "-l", point], check=False)
     for ns in our_netns():
         run(["ip", "netns", "delete", ns], check=False)
+    for link in our_log_links():
+        pathlib.Path(link).unlink(missing_ok=True)
     for link in our_links():
         run(["ip", "link", "delete", link], check=False)
     clean_iptables()

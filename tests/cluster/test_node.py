@@ -113,12 +113,12 @@ def test_the_metrics_api_reports_the_node_and_pods():
 
 
 def test_a_network_policy_is_enforced_between_pods(namespace):
-    server = busybox_pod("server", "nc -lk -p 8080 -e echo hi", labels={"role": "server"})
+    server = busybox_pod("server", "nc -ll -p 8080 -e true", labels={"role": "server"})
     server["spec"]["restartPolicy"] = "Always"
     kubectl("-n", namespace, "apply", "-f", "-", stdin=json.dumps(server))
     kubectl("-n", namespace, "wait", "--for=condition=Ready", "pod/server", "--timeout=90s")
     ip = kubectl("-n", namespace, "get", "pod", "server", "-o", "jsonpath={.status.podIP}")
-    probe = f"nc -w 3 {ip} 8080 </dev/null && echo CONNECTED || echo BLOCKED"
+    probe = f"echo | nc -w 3 {ip} 8080 >/dev/null && echo CONNECTED || echo BLOCKED"
     _, before = run_pod(namespace, busybox_pod("before", probe, labels={"role": "client"}))
     assert "CONNECTED" in before, before
     policy = {
