@@ -15,6 +15,7 @@ handed to dockerd with --bridge) and its own range for user-defined networks suc
                                              (SIGKILL after 30 s), then remove its bridges, docker's
                                              iptables chains and rules, the guard rules and every
                                              mount under STATE_DIR; exits 1 naming anything left
+  (each command also takes the folder as --state STATE_DIR)
 
   out=$(python scripts/dockerd.py start /tmp/d) && eval "$out" && docker run ...
   python scripts/dockerd.py stop /tmp/d
@@ -22,7 +23,8 @@ handed to dockerd with --bridge) and its own range for user-defined networks suc
 Nothing from the daemon's address ranges may leave the machine: guard rules
 `iptables -t mangle -I POSTROUTING -o <outward iface> -s|-d <range> -j DROP` (mangle runs before
 docker's MASQUERADE), and dockerd gets --ip-forward=false, so the host does not route container
-traffic at all unless something else turned forwarding on. Containers still reach each other, the
+traffic at all unless something else turned forwarding on (a local Kubernetes node does: then
+the guard rules are what holds). Containers still reach each other, the
 host (the bridge address) and published ports. A build that needs the package index runs with
 `docker build --network host`.
 
@@ -34,6 +36,7 @@ Library: start(state_dir) -> dict of the exported variables, stop(state_dir) -> 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import ipaddress
@@ -481,10 +484,14 @@ def stop(state_dir: Path | str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in {"start", "stop", "env"}:
-        print(f"usage: {Path(__file__).name} start|stop|env STATE_DIR", file=sys.stderr)
-        return 2
-    command, state = argv[0], Path(argv[1]).resolve()
+    parser = argparse.ArgumentParser(prog="dockerd.py", description="a private dockerd")
+    parser.add_argument("command", choices=["start", "stop", "env"])
+    parser.add_argument("state_dir", nargs="?", type=Path, help="the folder of all its state")
+    parser.add_argument("--state", type=Path, help="the same, as an option")
+    args = parser.parse_args(argv)
+    if (args.state_dir is None) == (args.state is None):
+        parser.error("name the state folder once: STATE_DIR or --state STATE_DIR")
+    command, state = args.command, (args.state_dir or args.state).resolve()
     try:
         if command == "start":
             started = time.monotonic()

@@ -285,7 +285,7 @@ def docker(*args: str, capture: bool = True) -> subprocess.CompletedProcess[str]
         [cli, *args], capture_output=capture, text=True, check=False, timeout=1800
     )
     if result.returncode != 0:
-        detail = (result.stderr or "").strip().splitlines()[-20:] if capture else []
+        detail = (result.stderr or "").strip().splitlines()[-40:] if capture else []
         raise StandinError(f"docker {' '.join(args[:2])} failed: " + "\n".join(detail))
     return result
 
@@ -309,9 +309,9 @@ def import_base(tags: Sequence[str] = ()) -> str:
 
 
 def mysql_key() -> str:
-    """Base key + every file of images/mysql-standin: any change there makes a new image."""
+    """Base key + every file of images/mysql-standin but its README: a change makes a new image."""
     digest = hashlib.sha256(key().encode())
-    for path in sorted(p for p in MYSQL_DIR.rglob("*") if p.is_file()):
+    for path in sorted(p for p in MYSQL_DIR.rglob("*") if p.is_file() and p.suffix != ".md"):
         digest.update(f"\0{path.relative_to(MYSQL_DIR)}\0".encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -328,16 +328,16 @@ def build_mysql(save: Path | None = None) -> str:
         base = import_base()
         started = time.monotonic()
         log(f"building {ref} from Debian's mariadb-server on {base}")
+        # its output is shown only on failure
         progress = ["--progress", "plain"] if os.environ.get("DOCKER_BUILDKIT") == "1" else []
-        docker(
-            "build", "--network", "host", *progress, "--build-arg", f"BASE_IMAGE={base}",
-            "--tag", ref, str(MYSQL_DIR), capture=False,
-        )  # fmt: skip
+        args = ["--network", "host", *progress, "--build-arg", f"BASE_IMAGE={base}"]
+        docker("build", *args, "--tag", ref, str(MYSQL_DIR))
         log(f"built {ref} in {time.monotonic() - started:.0f}s")
         docker("tag", ref, MYSQL_TAG)
         with _cache_lock():
             partial = cached.with_name(f"{cached.name}.tmp.{os.getpid()}")
             docker("save", "-o", str(partial), ref, MYSQL_TAG)
+            partial.chmod(0o644)  # like the base tarball: nothing secret in it
             for old in cache_dir().glob("mysql-standin-*.tar"):
                 if old.name != cached.name:
                     old.unlink()
