@@ -1,9 +1,11 @@
 """Fixtures for the container tier (tests/container).
 
-test_image.py needs CONTAINER_IMAGE and DOCKER_HOST, set by scripts/test-container.sh
-(`make test-container`), and skips with the reason printed without them; test_build_files.py
-(hadolint, `docker compose config`, the compose init script) needs no daemon and runs in plain
-`make test` as well. The database fixtures of tests/conftest.py (`mysql_admin`) apply here too.
+test_image.py, test_mysql_standin.py and test_compose.py need the images and the private dockerd
+that scripts/test-container.sh (`make test-container`) provides (CONTAINER_IMAGE,
+CONTAINER_MYSQL_IMAGE, DOCKER_HOST) and skip with the reason printed without them;
+test_build_files.py (hadolint, `docker compose config`, the compose init script) needs no daemon
+and runs in plain `make test` as well. The database fixtures of tests/conftest.py (`mysql_admin`:
+TEST_DATABASE_* if set, else a throwaway server on loopback) apply here too.
 """
 
 from __future__ import annotations
