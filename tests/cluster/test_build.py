@@ -1,4 +1,4 @@
-"""k8s-dev/cluster/build.py and images.py on real files: the image tarballs it writes are
+"""k8s-dev/cluster/build.py and oci.py on real files: the image tarballs it writes are
 valid OCI layouts and docker archives, cache keys follow the pins, and the CLI answers
 `path`/`list` and names a missing prerequisite. Nothing big is built: the only compile is the
 tiny in-repo pause program, and only where Go is installed."""
@@ -36,7 +36,7 @@ def _load(name: str, path: Path):
 
 
 build = _load("cluster_build", BUILD_PY)
-images = build.images
+oci = build.oci
 versions = build.versions
 
 
@@ -60,19 +60,19 @@ def binary(tmp_path: Path) -> Path:
 
 
 def small_image(tmp_path: Path, binary: Path, tag: str = "1.0") -> tuple[Path, object]:
-    spec = images.ImageSpec(
+    spec = oci.ImageSpec(
         name="users-local/demo", tag=tag, entrypoint=("/usr/bin/prog",), user="65534:65534",
         ports=("53/udp",), labels={"org.opencontainers.image.version": tag},
         created=versions.SOURCE_DATE, mtime=versions.SOURCE_DATE_EPOCH,
     )  # fmt: skip
-    caps = (("security.capability", images.file_capabilities(["CAP_NET_BIND_SERVICE"])),)
+    caps = (("security.capability", oci.file_capabilities(["CAP_NET_BIND_SERVICE"])),)
     entries = [
-        images.Entry("usr/bin/prog", source=binary, mode=0o755, xattrs=caps),
-        images.Entry("bin/sh", kind="symlink", target="/usr/bin/prog", mode=0o777),
-        *images.base_files(),
+        oci.Entry("usr/bin/prog", source=binary, mode=0o755, xattrs=caps),
+        oci.Entry("bin/sh", kind="symlink", target="/usr/bin/prog", mode=0o777),
+        *oci.base_files(),
     ]
     out = tmp_path / "image.tar"
-    return out, images.write_image(spec, entries, out)
+    return out, oci.write_image(spec, entries, out)
 
 
 # ----------------------------------------------------------------------------- OCI writer
@@ -113,7 +113,7 @@ def test_image_tarball_is_a_consistent_oci_layout_and_docker_archive(tmp_path, b
 
 def test_layer_has_parents_fixed_owner_and_time_and_the_file_capability(tmp_path, binary):
     out, _ = small_image(tmp_path, binary)
-    files = images.verify(out).files
+    files = oci.verify(out).files
     assert list(files) == sorted(files)
     assert {"bin", "etc", "tmp", "usr", "usr/bin"} <= {n for n, i in files.items() if i.isdir()}
     assert all(
@@ -124,7 +124,7 @@ def test_layer_has_parents_fixed_owner_and_time_and_the_file_capability(tmp_path
     assert files["bin/sh"].issym() and files["bin/sh"].linkname == "/usr/bin/prog"
     assert files["tmp"].mode == 0o1777
     xattr = prog.pax_headers["SCHILY.xattr.security.capability"]
-    assert xattr.encode("utf-8", "surrogateescape") == images.file_capabilities(
+    assert xattr.encode("utf-8", "surrogateescape") == oci.file_capabilities(
         ["CAP_NET_BIND_SERVICE"]
     )
 
@@ -136,7 +136,7 @@ def test_same_inputs_give_the_same_bytes(tmp_path, binary):
     second, _ = small_image(tmp_path / "b", binary)
     assert first.read_bytes() == second.read_bytes()
     third, _ = small_image(tmp_path, binary, tag="1.1")
-    assert images.sha256_file(third) != images.sha256_file(first)
+    assert oci.sha256_file(third) != oci.sha256_file(first)
 
 
 def test_verify_rejects_a_blob_that_does_not_match_its_digest(tmp_path, binary):
@@ -148,12 +148,12 @@ def test_verify_rejects_a_blob_that_does_not_match_its_digest(tmp_path, binary):
             if info.name.endswith(written.config_digest.split(":")[1]):
                 data = data.replace(b"65534:65534", b"0:0        ")
             dst.addfile(info, io.BytesIO(data) if data is not None else None)
-    with pytest.raises(images.ImageError, match="does not hash to its name"):
-        images.verify(broken)
+    with pytest.raises(oci.ImageError, match="does not hash to its name"):
+        oci.verify(broken)
 
 
 def test_file_capability_matches_what_setcap_writes(tmp_path):
-    expected = images.file_capabilities(["CAP_NET_BIND_SERVICE"])
+    expected = oci.file_capabilities(["CAP_NET_BIND_SERVICE"])
     assert expected == bytes.fromhex("0100000200040000000000000000000000000000")
     setcap = shutil.which("setcap") or "/usr/sbin/setcap"
     if os.geteuid() != 0 or not Path(setcap).exists():

@@ -1,0 +1,3 @@
+module users-service/cluster/pause
+
+go 1.22
