@@ -483,6 +483,25 @@ def stop(state_dir: Path | str) -> list[str]:
 # --------------------------------------------------------------------------- CLI
 
 
+def _cli_stop(state: Path) -> int:
+    if not (state / STATE_FILE).exists():
+        print(f"no dockerd of this helper in {state}: nothing to stop", file=sys.stderr)
+        return 0
+    started = time.monotonic()
+    left = stop(state)
+    took = f"{time.monotonic() - started:.1f}s"
+    if left:
+        print(f"dockerd in {state} stopped in {took}, but left behind:", file=sys.stderr)
+        for item in left:
+            print(f"  {item}", file=sys.stderr)
+        return 1
+    print(
+        f"dockerd in {state} stopped in {took}; no bridge, iptables rule or mount left",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dockerd.py", description="a private dockerd")
     parser.add_argument("command", choices=["start", "stop", "env"])
@@ -508,17 +527,7 @@ def main(argv: list[str]) -> int:
                 raise DockerdError(f"no running dockerd of this helper in {state}")
             variables = exports(json.loads(path.read_text()))
         else:
-            left = stop(state)
-            if left:
-                print(f"dockerd in {state} stopped, but left behind:", file=sys.stderr)
-                for item in left:
-                    print(f"  {item}", file=sys.stderr)
-                return 1
-            print(
-                f"dockerd in {state} stopped; no bridge, iptables rule or mount left",
-                file=sys.stderr,
-            )
-            return 0
+            return _cli_stop(state)
     except DockerdError as exc:
         print(f"dockerd.py {command}: {exc}", file=sys.stderr)
         return 1

@@ -220,7 +220,7 @@ def _make_root(root: Path, logfile: Path) -> None:
     if shutil.which("debootstrap") is None:
         raise StandinError("debootstrap not found: apt-get install debootstrap")
     source = mirror()
-    log(f"debootstrap {SUITE} from {source} (about a minute)")
+    log(f"debootstrap {SUITE} from {source} (a few minutes)")
     _run_logged(
         ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(root), source],
         logfile,

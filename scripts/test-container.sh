@@ -51,6 +51,7 @@ cleanup() {
   "$PY" scripts/dockerd.py stop "$WORK/docker" || rc=1
   if [ "$rc" != 0 ] && [ -f "$WORK/docker/dockerd.log" ]; then tail -n 20 "$WORK/docker/dockerd.log" >&2; fi
   rm -rf "$WORK"
+  step "done (exit $rc)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -109,7 +110,7 @@ cat >&2 <<EOF
     image build (warm)    ${WARM_SECS}s
     image size            $(size "$IMAGE_TAG") (base: $(size "$STANDIN_IMAGE"))
     container tests       ${TEST_SECS}s (exit $rc)
-    total                 $((SECONDS - START))s (without stopping the daemon)
+    total so far          $((SECONDS - START))s (the daemon's stop follows)
 EOF
 exit "$rc"
 }
