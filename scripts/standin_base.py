@@ -321,7 +321,9 @@ def build_mysql(save: Path | None = None) -> str:
     loaded from the cache's `docker save` tarball when there is one. Returns the first tag."""
     ref = f"{MYSQL_REPO}:{mysql_key()}"
     cached = cache_dir() / f"mysql-standin-{mysql_key()}.tar"
-    if not has_image(ref) and cached.exists() and cached.stat().st_size:
+    if has_image(ref):
+        log(f"{ref} is in the daemon already")
+    elif cached.exists() and cached.stat().st_size:
         docker("load", "-i", str(cached))
         log(f"loaded {ref} from {cached}")
     if not has_image(ref):
