@@ -14,7 +14,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 KUBECONFIG = REPO / ".local/cluster/kubeconfig"
 CONTEXT = "users-local"
-SKIP_REASON = "needs the local cluster: run `make test-cluster` (root) or `make cluster-up` first"
+SKIP_REASON = (
+    "changes the local cluster: run by `make test-cluster` (root), which sets "
+    "CLUSTER_TESTS_REQUIRED=1"
+)
 
 
 def cluster_required() -> bool:
