@@ -71,6 +71,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
+{{/* The database pod template's labels: its own image's version and no chart label, so an app
+     or chart upgrade leaves the StatefulSet's pod template, and so the database, untouched. */}}
+{{- define "users-service.databasePodLabels" -}}
+{{ include "users-service.componentSelectorLabels" (list . "database") }}
+app.kubernetes.io/version: {{ .Values.mysql.image.tag | quote }}
+app.kubernetes.io/part-of: users-service
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
 {{- define "users-service.componentSelectorLabels" -}}
 {{ include "users-service.selectorLabels" (index . 0) }}
 app.kubernetes.io/component: {{ index . 1 }}

@@ -693,3 +693,15 @@ def test_environments_differ_only_in_configuration(renders: dict) -> None:
     assert renders["dev", LATEST].all("StatefulSet")
     values = yaml.safe_load((CHART / "values-prod.yaml").read_text())
     assert values["externalDatabase"]["existingSecret"]
+
+
+def test_an_app_upgrade_leaves_the_database_pod_template_unchanged() -> None:
+    # Found on the real cluster: the app version label in the StatefulSet's pod template
+    # restarted MySQL on every image upgrade, and the API answered 503 meanwhile.
+    def template(tag: str) -> dict:
+        rendered = render("--values", str(CHART / "values-dev.yaml"), "--set", f"image.tag={tag}")
+        return rendered.one("StatefulSet", "database")["spec"]["template"]
+
+    before, after = template("1.0.0"), template("1.1.0")
+    assert before == after
+    assert before["metadata"]["labels"]["app.kubernetes.io/version"] == "8.4"
