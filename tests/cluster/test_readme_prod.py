@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import secrets
 
 import pytest
@@ -132,7 +133,8 @@ def external_database(tmp_path_factory):
     ca_file = tmp_path_factory.mktemp("ca") / "db-ca.pem"
     ca_file.write_bytes(ca)
     yield {"web": web_pw, "migrate": migrate_pw, "ca_file": ca_file}
-    kubectl("delete", "namespace", DB_NS, "--wait=false", check=False)
+    if os.environ.get("CLUSTER_KEEP") != "1":
+        kubectl("delete", "namespace", DB_NS, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +192,7 @@ def test_the_production_install_with_a_precreated_secret_and_ca(external_databas
             60,
         )
     finally:
-        helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "5m", check=False)
-        kubectl("-n", NS, "delete", "secret", "users-db-credentials", "--ignore-not-found")
-        kubectl("-n", NS, "delete", "configmap", "users-db-ca", "--ignore-not-found")
+        if os.environ.get("CLUSTER_KEEP") != "1":  # CLUSTER_KEEP=1 leaves it for a look
+            helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "5m", check=False)
+            kubectl("-n", NS, "delete", "secret", "users-db-credentials", "--ignore-not-found")
+            kubectl("-n", NS, "delete", "configmap", "users-db-ca", "--ignore-not-found")
