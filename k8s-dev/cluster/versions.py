@@ -102,9 +102,9 @@ COMPONENTS: tuple[Component, ...] = (
     Component(
         name="pause",
         version="3.10",
-        recipe=1,
+        recipe=2,
         kind="image",
-        description="pod sandbox process (k8s-dev/cluster/pause, built locally with Go)",
+        description="the pod sandbox process, like Kubernetes' pause",
         ldflags=("-X main.version=3.10",),
         version_check=("-v",),
         # the upstream pause image's user

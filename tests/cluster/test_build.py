@@ -299,3 +299,22 @@ def test_pause_reaps_orphans_and_exits_0_on_sigterm(tmp_path):
     finally:
         proc.kill()
     assert "Shutting down, got signal: terminated" in proc.stderr.read()
+
+
+def test_publish_is_a_rename_and_drops_only_that_components_older_builds(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    coredns = versions.component("coredns")
+    for name, component in (("coredns-v1.11.0-r1", "coredns"), ("metrics-server-v0.7.0-r1",
+                                                                 "metrics-server")):  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "BUILD.json").write_text(json.dumps({"component": component}))
+    out = tmp_path / ".tmp" / "out"
+    out.mkdir(parents=True)
+    (out / "image.tar").write_bytes(b"tar")
+    (out / "BUILD.json").write_text(json.dumps({"component": "coredns"}))
+    path = build.publish(coredns, coredns.version, out)
+    assert path == tmp_path / f"coredns-{coredns.version}-r{coredns.recipe}" / "image.tar"
+    assert path.read_bytes() == b"tar" and not out.exists()
+    assert not (tmp_path / "coredns-v1.11.0-r1").exists()
+    assert (tmp_path / "metrics-server-v0.7.0-r1").exists()
+    assert build.built_path(coredns) == path
