@@ -141,6 +141,8 @@ def migration_jobs() -> dict[str, dict]:
 def test_helm_upgrade_to_a_new_image_runs_a_new_migration_job_and_loses_no_request(new_image):
     before_jobs = set(migration_jobs())
     revision = json.loads(helm("history", RELEASE, "-n", NS, "-o", "json").stdout)[-1]["revision"]
+    mysql_uid = kubectl("-n", NS, "get", "pod", "users-users-service-mysql-0", "-o",
+                        "jsonpath={.metadata.uid}")  # fmt: skip
     with host_load(deploy.node.NODEPORT) as stats:
         helm("upgrade", RELEASE, "chart", "-n", NS, "--reuse-values",
              "--set", f"image.tag={new_image}", "--wait", "--timeout", "6m")  # fmt: skip
@@ -155,6 +157,9 @@ def test_helm_upgrade_to_a_new_image_runs_a_new_migration_job_and_loses_no_reque
     init = [c["name"] for c in pod["spec"].get("initContainers", [])]
     assert any("schema" in name for name in init), f"no schema wait in {init}"
     assert get("/version")[1]["version"] == new_image
+    # a new app image leaves the database pod alone (its template used to carry the app version)
+    assert mysql_uid == kubectl("-n", NS, "get", "pod", "users-users-service-mysql-0", "-o",
+                                "jsonpath={.metadata.uid}")  # fmt: skip
     history = json.loads(helm("history", RELEASE, "-n", NS, "-o", "json").stdout)
     assert history[-1]["revision"] == revision + 1
 

@@ -442,7 +442,8 @@ class Release:
         return None
 
     def logs(self, pod: str) -> str:
-        return self.kube.core.read_namespaced_pod_log(pod, self.namespace)
+        # the client gives None, not "", for a pod that has printed nothing yet
+        return self.kube.core.read_namespaced_pod_log(pod, self.namespace) or ""
 
     def diagnostics(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
