@@ -592,6 +592,10 @@ def up() -> None:
     if running("kube-apiserver") and KUBECONFIG_OUT.exists():
         log("already up")
         return
+    if os.geteuid() == 0 and (RUN.exists() or our_processes() or our_mounts()):
+        # a node that was killed rather than taken down (pid files, mounts, rules, shims)
+        log("cleaning up what an earlier node left behind")
+        down()
     check_prerequisites()
     bins = binaries()
     for d in (STATE, RUN, LOGS):
