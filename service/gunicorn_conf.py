@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,14 @@ def on_starting(server: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     """Fold a dead worker's live gauges away (its counters stay summed)."""
     GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """With WEB_RELOAD=true (development: skaffold's file sync) each new worker imports the app
+    from disk itself. gunicorn --reload restarts the workers when a file changes, but a forked
+    worker inherits the master's modules, and loading this config imported the whole service
+    package (service/__init__.py imports every app module): without this the new workers would
+    serve the code of the moment the master started."""
+    if reload:
+        for name in [m for m in sys.modules if m == "service" or m.startswith("service.")]:
+            del sys.modules[name]

@@ -101,7 +101,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{- define "users-service.image" -}}
-{{- if .Values.image.digest -}}
+{{- if and .Values.image.digest (toString .Values.image.tag) -}}
+{{- /* repo:tag@digest: the digest decides what runs and the tag stays readable. It is also the
+       exact reference skaffold pushes (skaffold.yaml sets all three), by which its file sync
+       finds the pods to copy into. */ -}}
+{{- printf "%s:%s@%s" .Values.image.repository (toString .Values.image.tag) .Values.image.digest -}}
+{{- else if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
 {{- else -}}
 {{- printf "%s:%s" .Values.image.repository (include "users-service.imageTag" .) -}}
