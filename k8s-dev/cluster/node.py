@@ -38,7 +38,7 @@ import sys
 import tarfile
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -392,11 +392,7 @@ def add_guard_rules() -> None:
 def remove_guard_rules() -> None:
     for line in run(["iptables-save", "-t", "mangle"], check=False).splitlines():
         if GUARD_COMMENT in line and line.startswith("-A "):
-            run(["iptables", "-t", "mangle", "-D", *shlex_split(line[3:])], check=False)
-
-
-def shlex_split(line: str) -> list[str]:
-    return shlex.split(line)
+            run(["iptables", "-t", "mangle", "-D", *shlex.split(line[3:])], check=False)
 
 
 # --------------------------------------------------------------------------- daemons
@@ -522,7 +518,9 @@ def start(name: str, bins: dict[str, pathlib.Path]) -> None:
     pidfile(name).write_text(str(proc.pid))
 
 
-def wait_for(what: str, check: callable, timeout: float, name: str | None = None) -> None:
+def wait_for(
+    what: str, check: Callable[[], object], timeout: float, name: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if name and not running(name):
@@ -855,7 +853,7 @@ def clean_iptables() -> None:
             if line.startswith("-A ") and any(m in line for m in marks):
                 chain = line.split()[1]
                 if not chain.startswith(("KUBE-", "CNI-")):  # a jump from a built-in chain
-                    run(["iptables", "-t", table, "-D", *shlex_split(line[3:])], check=False)
+                    run(["iptables", "-t", table, "-D", *shlex.split(line[3:])], check=False)
         for line in lines:
             if line.startswith(":") and line[1:].startswith(("KUBE-", "CNI-")):
                 chain = line[1:].split()[0]

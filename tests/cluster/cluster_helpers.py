@@ -24,14 +24,20 @@ def cluster_required() -> bool:
     return os.environ.get("CLUSTER_TESTS_REQUIRED") == "1"
 
 
-def kubectl(*args: str, timeout: float = 120, check: bool = True, stdin: str | None = None) -> str:
+def _run(
+    argv: list[str], what: str, timeout: float, check: bool, **kw
+) -> subprocess.CompletedProcess:
     out = subprocess.run(
-        [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args],
-        capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
-    )  # fmt: skip
+        argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO, **kw
+    )
     if check and out.returncode != 0:
-        pytest.fail(f"kubectl {' '.join(args)} failed ({out.returncode}): {out.stderr[-2000:]}")
-    return out.stdout
+        pytest.fail(f"{what} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return out
+
+
+def kubectl(*args: str, timeout: float = 120, check: bool = True, stdin: str | None = None) -> str:
+    argv = [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args]
+    return _run(argv, f"kubectl {' '.join(args)}", timeout, check, input=stdin).stdout
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0):
@@ -57,10 +63,15 @@ def tool(name: str) -> str:
 
 
 def helm(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        [tool("helm"), "--kubeconfig", str(KUBECONFIG), "--kube-context", CONTEXT, *args],
-        capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO,
-    )  # fmt: skip
-    if check and out.returncode != 0:
-        pytest.fail(f"helm {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return out
+    argv = [tool("helm"), "--kubeconfig", str(KUBECONFIG), "--kube-context", CONTEXT, *args]
+    return _run(argv, f"helm {' '.join(args)}", timeout, check)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds; always reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_helpers import CONTEXT, KUBECONFIG, REPO, helm, kubectl, tool, wait_until
+from cluster_helpers import CONTEXT, KUBECONFIG, REPO, helm, kubectl, stop_process, tool, wait_until
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
 sys.path.insert(0, str(REPO / "scripts"))
@@ -247,12 +247,7 @@ def port_forward(namespace: str, target: str, remote: int) -> Iterator[int]:
                 break
         yield int(match.group(1))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def web_pods(namespace: str) -> list[dict]:
@@ -584,9 +579,4 @@ def test_reloading_web_process_serves_an_edited_module(tmp_path):
         health.write_text(health.read_text().replace(HEALTHZ_LINE, 'return jsonify(status="new")'))
         wait_until("the edited code", lambda: http(healthz)[2] == {"status": "new"}, 30, 0.5)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=20)
