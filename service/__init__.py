@@ -25,14 +25,15 @@ def create_app(
         multiprocess_metrics = "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
     app = Flask(__name__)
+    app.request_class = access.Request
     app.config.update(
         SETTINGS=settings,
         MIGRATIONS=load_migrations(),
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
     app.json.sort_keys = False
-    access.init_app(app)  # first, so every response gets its request id and access line
-    observe = metrics.init_app(app, multiprocess=multiprocess_metrics)
+    record, observe = metrics.init_app(app, multiprocess=multiprocess_metrics)
+    app.wsgi_app = access.Access(app.wsgi_app, record)  # request id, access line, metrics
     db.init_app(app, settings, observe)
     errors.init_app(app)
     app.register_blueprint(users.bp)

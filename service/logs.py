@@ -14,9 +14,11 @@ import logging.config
 import time
 from typing import Any
 
-from flask import g, has_request_context
+from flask import has_request_context, request
 
 # Attributes every LogRecord has; anything else on a record was passed as `extra=` and is emitted.
+REQUEST_ID_KEY = "service.request_id"  # set by service/access.py for every request
+
 _RECORD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
@@ -50,8 +52,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {}
-        if has_request_context() and "request_id" in g:
-            fields["request_id"] = g.request_id
+        if has_request_context() and REQUEST_ID_KEY in request.environ:
+            fields["request_id"] = request.environ[REQUEST_ID_KEY]
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 fields[key] = value

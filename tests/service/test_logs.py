@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
-from service.logs import JsonFormatter
+import pytest
+
+from service.logs import REQUEST_ID_KEY, JsonFormatter
 
 
 def record(msg, args=None, **extra) -> logging.LogRecord:
@@ -37,14 +40,21 @@ def test_exception_is_kept_inside_the_one_json_line():
 
 
 def test_request_id_from_the_request_context_is_added(app):
-    with app.test_request_context("/"):
-        from flask import g
-
-        g.request_id = "rid-1"
+    with app.test_request_context("/", environ_base={REQUEST_ID_KEY: "rid-1"}):
         assert json.loads(JsonFormatter().format(record("x")))["request_id"] == "rid-1"
 
 
-def test_each_request_writes_one_access_event_with_its_fields(client, capsys):
+@pytest.fixture
+def access_at_info() -> Iterator[None]:
+    """The access logger at INFO whatever configured logging before (the web process sets the
+    root level from LOG_LEVEL; in-process, nothing does)."""
+    logger = logging.getLogger("service.access")
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(logging.NOTSET)
+
+
+def test_each_request_writes_one_access_event_with_its_fields(client, capsys, access_at_info):
     capsys.readouterr()
     client.get("/users/77", headers={"X-Request-ID": "rid-77"})
     (event,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
