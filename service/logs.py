@@ -24,11 +24,14 @@ _RECORD_ATTRS = frozenset(
 )
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted: one strftime per second
+
+
 def _timestamp(created: float) -> str:
     seconds = int(created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + (
-        f".{int((created - seconds) * 1000):03d}Z"
-    )
+    if _second[0] != seconds:
+        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_second[1]}.{int((created - seconds) * 1000):03d}Z"
 
 
 def event(created: float, level: str, logger: str, message: str, **fields: Any) -> str:

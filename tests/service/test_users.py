@@ -195,3 +195,13 @@ def test_request_id_is_echoed_or_generated(client):
     )
     generated = client.get("/healthz").headers["X-Request-ID"]
     assert len(generated) == 32
+
+
+def test_links_keep_the_mount_point_when_served_under_a_prefix(client):
+    created = client.post(
+        "/users", json={"name": "P", "email": "p@example.com"}, base_url="http://localhost/api/"
+    )
+    assert created.headers["Location"] == f"/api/users/{created.get_json()['id']}"
+    client.post("/users", json={"name": "Q", "email": "q@example.com"})
+    page = client.get("/users?limit=1", base_url="http://localhost/api/").get_json()
+    assert page["next"] == f"/api/users?after={page['items'][0]['id']}&limit=1"
