@@ -69,6 +69,8 @@ class Settings:
     readiness_timeout: float
     idle_check_seconds: float
     reconnect_backoff: float
+    pool_size: int
+    pool_timeout: float
     metrics_dir: Path
     worker_tmp_dir: Path
     app_version: str
@@ -197,6 +199,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         readiness_timeout=read.seconds("READINESS_TIMEOUT", 2, high=30),
         idle_check_seconds=read.seconds("DATABASE_IDLE_CHECK_SECONDS", 10, low=0, high=86400),
         reconnect_backoff=read.seconds("DATABASE_RECONNECT_BACKOFF", 2, low=0, high=60),
+        # per worker process: WEB_CONCURRENCY x this is the pod's share of max_connections
+        pool_size=read.integer("DATABASE_POOL_SIZE", 4, 1, 64),
+        pool_timeout=read.seconds("DATABASE_POOL_TIMEOUT", 5, high=60),
         # tmpfs/emptyDir paths, the only places the web process writes
         metrics_dir=Path(read.string("PROMETHEUS_MULTIPROC_DIR", "/tmp/service-metrics")),  # noqa: S108
         worker_tmp_dir=Path(read.string("WORKER_TMP_DIR", "/dev/shm")),  # noqa: S108

@@ -213,14 +213,17 @@ exec:
 
 {{/* ---------------------------------------------------------------- connection budget
      Peak web pods = (replicaCount or autoscaling.maxReplicas) + updateStrategy.maxSurge (a rolling
-     update runs old and new pods side by side). Each sync worker holds at most one connection. */}}
+     update runs old and new pods side by side). Each worker's pool holds at most database.poolSize
+     connections (service/db.py); /readyz opens a short connection of its own next to them, and the
+     kubelet runs one readiness probe per pod at a time: + 1 per pod. */}}
 {{- define "users-service.maxWebPods" -}}
 {{- $max := ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled -}}
 {{- add $max .Values.updateStrategy.maxSurge -}}
 {{- end -}}
 
 {{- define "users-service.connectionDemand" -}}
-{{- $web := mul (include "users-service.maxWebPods" . | int) .Values.web.concurrency -}}
+{{- $perPod := add (mul .Values.web.concurrency .Values.database.poolSize) 1 -}}
+{{- $web := mul (include "users-service.maxWebPods" . | int) $perPod -}}
 {{- /* + 1 migration connection + the helm test pod and the wait/check initContainers use short-lived ones inside the reserve */ -}}
 {{- add $web 1 .Values.database.reservedConnections -}}
 {{- end -}}
@@ -261,7 +264,7 @@ exec:
 {{- end -}}
 {{- $demand := include "users-service.connectionDemand" . | int -}}
 {{- if gt $demand (int .Values.database.maxConnections) -}}
-  {{- fail (printf "\n\nusers-service: database connection budget exceeded: %d web pods at peak (%s + updateStrategy.maxSurge %d) x web.concurrency %d + 1 migration + database.reservedConnections %d = %d > database.maxConnections %d. Lower the replicas/concurrency or raise database.maxConnections (and the server's max_connections)." (include "users-service.maxWebPods" . | int) (ternary (printf "autoscaling.maxReplicas %d" (int .Values.autoscaling.maxReplicas)) (printf "replicaCount %d" (int .Values.replicaCount)) .Values.autoscaling.enabled) (int .Values.updateStrategy.maxSurge) (int .Values.web.concurrency) (int .Values.database.reservedConnections) $demand (int .Values.database.maxConnections)) -}}
+  {{- fail (printf "\n\nusers-service: database connection budget exceeded: %d web pods at peak (%s + updateStrategy.maxSurge %d) x (web.concurrency %d x database.poolSize %d + 1 readiness probe) + 1 migration + database.reservedConnections %d = %d > database.maxConnections %d. Lower the replicas/concurrency/poolSize or raise database.maxConnections (and the server's max_connections)." (include "users-service.maxWebPods" . | int) (ternary (printf "autoscaling.maxReplicas %d" (int .Values.autoscaling.maxReplicas)) (printf "replicaCount %d" (int .Values.replicaCount)) .Values.autoscaling.enabled) (int .Values.updateStrategy.maxSurge) (int .Values.web.concurrency) (int .Values.database.poolSize) (int .Values.database.reservedConnections) $demand (int .Values.database.maxConnections)) -}}
 {{- end -}}
 {{- end -}}
 
@@ -392,6 +395,8 @@ DATABASE_USER: {{ include "users-service.databaseUser" . | quote }}
 DATABASE_CONNECT_TIMEOUT: {{ .Values.database.connectTimeoutSeconds | quote }}
 DATABASE_READ_TIMEOUT: {{ .Values.database.readTimeoutSeconds | quote }}
 DATABASE_WRITE_TIMEOUT: {{ .Values.database.writeTimeoutSeconds | quote }}
+DATABASE_POOL_SIZE: {{ .Values.database.poolSize | quote }}
+DATABASE_POOL_TIMEOUT: {{ .Values.database.poolTimeoutSeconds | quote }}
 {{- if include "users-service.databaseTLS" . }}
 DATABASE_SSL_CA: {{ printf "%s/ca.crt" (include "users-service.caDir" .) | quote }}
 {{- end }}

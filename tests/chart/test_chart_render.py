@@ -445,9 +445,12 @@ def test_bad_database_settings_fail_with_a_clear_message(args: list[str], messag
 
 
 def test_connection_budget_overflow_fails_the_render() -> None:
-    error = render_error("--set", "replicaCount=40", "--set", "web.concurrency=4")
+    # defaults: 2 workers x a pool of 4 + 1 readiness connection = 9 per pod, 1 + 10 reserved
+    error = render_error("--set", "replicaCount=15")
     assert "database connection budget exceeded" in error
-    assert "41 web pods at peak" in error and "= 175 > database.maxConnections 151" in error
+    assert "16 web pods at peak" in error and "= 155 > database.maxConnections 151" in error
+    assert "web.concurrency 2 x database.poolSize 4 + 1 readiness probe" in error
+    render("--set", "replicaCount=14")  # 15 x 9 + 11 = 146
     error = render_error(
         "--set",
         "autoscaling.enabled=true",
@@ -458,14 +461,18 @@ def test_connection_budget_overflow_fails_the_render() -> None:
     )
     assert "autoscaling.maxReplicas 30" in error
     # the same replicas fit when the server allows more connections
-    render(
-        "--set",
-        "replicaCount=40",
-        "--set",
-        "web.concurrency=4",
-        "--set",
-        "database.maxConnections=200",
-    )
+    render("--set", "replicaCount=15", "--set", "database.maxConnections=155")
+
+
+def test_the_pool_size_counts_in_the_connection_budget() -> None:
+    # 3 pods at peak x (2 workers x 23 + 1) + 11 = 152 > 151; with 22: 146
+    assert "= 152 > database.maxConnections 151" in render_error("--set", "database.poolSize=23")
+    assert config(render("--set", "database.poolSize=22"))["DATABASE_POOL_SIZE"] == "22"
+
+
+def test_pool_settings_are_rendered_into_the_configmap() -> None:
+    data = config(render("--set", "database.poolTimeoutSeconds=3"))
+    assert (data["DATABASE_POOL_SIZE"], data["DATABASE_POOL_TIMEOUT"]) == ("4", "3")
 
 
 def test_hpa_enabled_omits_deployment_replicas(renders: dict) -> None:

@@ -1,4 +1,5 @@
-"""service/db.py: one reused connection per worker, replaced when it dies, no ping per request."""
+"""service/db.py: a bounded pool of reused connections per worker, replaced when they die, no ping
+per request."""
 
 from __future__ import annotations
 
@@ -178,3 +179,138 @@ def test_the_backoff_lasts_at_least_as_long_as_the_failed_attempt(database, hang
     with pytest.raises(DatabaseUnavailable):
         db.query("SELECT 1")
     assert len(accepted) == 2, "after the backoff the worker tries again"
+
+
+# ---------------------------------------------------------------- the pool
+
+
+def make_pool(env: dict[str, str], size: int, timeout: float = 5, **kwargs) -> Database:
+    return Database(load_settings(env).database, 60, pool_size=size, pool_timeout=timeout, **kwargs)
+
+
+def in_threads(count: int, target) -> list:
+    """Run `target()` in `count` threads at once; their results (or exceptions), in order."""
+    results: list = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target()
+        except Exception as exc:  # handed back to the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def one_slot_app(database: dict[str, str]):
+    env = {**database, "DATABASE_POOL_SIZE": "1", "DATABASE_POOL_TIMEOUT": "0.2"}
+    return create_app(load_settings(env), multiprocess_metrics=False)
+
+
+def test_concurrent_queries_share_at_most_pool_size_connections(database):
+    db = make_pool(database, size=2)
+    started = time.monotonic()
+    rows = in_threads(6, lambda: db.query("SELECT CONNECTION_ID(), SLEEP(0.2)")[0][0])
+    assert all(isinstance(row, int) for row in rows), rows
+    assert len(set(rows)) <= 2
+    # six 0.2 s statements over two connections: three rounds, not one
+    assert time.monotonic() - started >= 0.55
+
+
+def test_a_query_that_finds_no_free_connection_within_the_pool_timeout_is_a_503(database):
+    db = make_pool(database, size=1, timeout=0.3)
+    holder = threading.Thread(target=db.query, args=("SELECT SLEEP(1.5)",))
+    holder.start()
+    time.sleep(0.3)  # the holder has the only slot
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable, match=r"no database connection free within 0\.3 s"):
+        db.query("SELECT 1")
+    waited = time.monotonic() - started
+    holder.join()
+    assert 0.25 <= waited < 1.2
+    assert db.query("SELECT 1") == ((1,),)  # the slot came back
+
+
+def test_the_statements_of_one_request_share_one_connection_and_return_it_at_the_end(database):
+    app = one_slot_app(database)
+    db = app.extensions["database"]
+    with app.app_context():
+        # With one slot, a second checkout in the same request would wait and fail.
+        assert connection_id(db) == connection_id(db)
+        first = connection_id(db)
+    with app.app_context():
+        assert connection_id(db) == first  # returned at teardown, and reused
+
+
+def test_a_statement_error_returns_the_connection_to_the_pool(database):
+    db = make_pool(database, size=1, timeout=0.2)
+    first = connection_id(db)
+    with pytest.raises(pymysql.err.ProgrammingError):
+        db.query("SELECT * FROM no_such_table")
+    assert connection_id(db) == first
+
+
+def test_a_request_that_raises_still_returns_its_connection(database):
+    app = one_slot_app(database)
+    db = app.extensions["database"]
+
+    @app.get("/boom")
+    def boom():
+        db.query("SELECT 1")
+        raise RuntimeError("after the query")
+
+    assert app.test_client().get("/boom").status_code == 500
+    with app.app_context():
+        assert db.query("SELECT 1") == ((1,),)  # not waiting for a slot the failed request kept
+
+
+def test_a_lost_connection_takes_the_idle_ones_with_it(database, admin_conn):
+    settings = load_settings({**database, "DATABASE_POOL_SIZE": "2"})
+    app = create_app(settings, multiprocess_metrics=False)
+    db = app.extensions["database"]
+    with app.app_context():
+        first = connection_id(db)
+        with app.app_context():
+            second = connection_id(db)
+    assert first != second  # two idle connections now
+    kill(admin_conn, first)
+    kill(admin_conn, second)
+    with app.app_context():
+        connection_id(db)  # finds a dead one, retries on a new connection
+        with app.app_context():
+            # Without the flush this write would get the other dead idle connection: a 503.
+            rows, _ = db.execute(
+                "insert",
+                "INSERT INTO users (name, email, created_at, updated_at) "
+                "VALUES ('c', 'c@example.com', UTC_TIMESTAMP(), UTC_TIMESTAMP())",
+            )
+    assert rows == 1
+
+
+def test_after_the_backoff_one_connect_probes_while_the_others_still_fail_fast(
+    database, hanging_database
+):
+    port, accepted = hanging_database
+    db = make_pool(hanging_env(database, port), size=4, reconnect_backoff=0.5)
+    with pytest.raises(DatabaseUnavailable):
+        db.query("SELECT 1")
+    assert len(accepted) == 1
+    time.sleep(0.8)  # past the backoff
+
+    def timed_query() -> float:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            db.query("SELECT 1")
+        return time.monotonic() - started
+
+    times = sorted(in_threads(4, timed_query))
+    assert all(isinstance(t, float) for t in times), times
+    assert len(accepted) == 2, "one probe for the whole pool, not one per waiting request"
+    assert times[2] < 0.3, "the requests that did not probe failed at once"
+    assert times[3] >= 0.4, "the probe waited out the hung server's timeout"

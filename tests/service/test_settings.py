@@ -28,6 +28,12 @@ def test_minimal_environment_gives_documented_defaults():
     assert settings.log_level == "INFO"
     assert settings.max_body_bytes == 65536
     assert settings.database.read_timeout < settings.web_timeout
+    assert (settings.pool_size, settings.pool_timeout) == (4, 5)
+
+
+def test_pool_size_and_timeout_are_read_from_the_environment():
+    settings = load_settings({**BASE, "DATABASE_POOL_SIZE": "8", "DATABASE_POOL_TIMEOUT": "0.5"})
+    assert (settings.pool_size, settings.pool_timeout) == (8, 0.5)
 
 
 def test_migrate_credentials_default_to_the_runtime_ones():
@@ -63,6 +69,11 @@ def test_missing_password_names_both_ways_to_give_it():
         ("DATABASE_READ_TIMEOUT", "soon"),
         ("DATABASE_SSL_CA", "/nonexistent/ca.pem"),
         ("DATABASE_HOST", "bad host name"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_POOL_SIZE", "65"),
+        ("DATABASE_POOL_SIZE", "four"),
+        ("DATABASE_POOL_TIMEOUT", "120"),
+        ("DATABASE_POOL_TIMEOUT", "later"),
     ],
 )
 def test_malformed_variable_is_named_without_its_value(name, value):
