@@ -115,6 +115,7 @@ def start_rows(results: dict) -> list[list[str]]:
         out.append(
             [
                 variant,
+                info.get("worker_class", "-"),
                 _fmt(_median(health)) if health else "-",
                 _fmt(_median(first)),
                 _fmt(max(first)),
@@ -128,6 +129,7 @@ def start_rows(results: dict) -> list[list[str]]:
 
 START_COLUMNS = (
     "variant",
+    "gunicorn worker",
     "first /healthz s",
     "first GET s (median)",
     "(max)",

@@ -173,6 +173,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--threads must not exceed --connections (wrk needs a connection per thread)")
     args.requests = _choices(parser, "requests", args.requests, load.REQUESTS)
     args.modes = _choices(parser, "modes", args.modes, load.MODES)
+    if args.variants is not None:
+        args.variants = _choices(parser, "variants", args.variants, variants.NAMES)
     return args
 
 
@@ -268,13 +270,7 @@ def main(argv: list[str]) -> int:
         ids = seeded_id_range(db)
         configured = variants.configured_worker_model(base_env | db.env())
         known = variants.build(args.workers, base_env, db)
-        names = args.variants.split(",") if args.variants else variants.default_names(configured)
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            print(
-                f"bench: unknown variant(s) {unknown}; known: {', '.join(known)}", file=sys.stderr
-            )
-            return 2
+        names = args.variants or variants.default_names(configured)
         print(
             f"{len(names)} variants x {len(args.modes)} modes x {len(args.requests)} requests, "
             f"{args.rounds} rounds of {args.seconds} s, wrk -t{args.threads} -c{args.connections}, "
@@ -297,6 +293,7 @@ def main(argv: list[str]) -> int:
                 name: {
                     "summary": known[name].summary,
                     "starts": starts[name],
+                    "worker_class": servers.worker_class(server),
                     "memory": procstat.memory_kib(server.pids()),
                     "samples": samples[name],
                 }

@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import time
@@ -85,6 +86,16 @@ def tail(server: Server, lines: int = 15) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(server.log.read_text(errors="replace").splitlines()[-lines:])
     return ""
+
+
+def worker_class(server: Server) -> str:
+    """The worker class gunicorn says it uses ("Using worker: gthread"), from the server's log:
+    proof that a GUNICORN_CMD_ARGS override took effect. "-" for other servers."""
+    with contextlib.suppress(OSError):
+        found = re.search(r"Using worker: ([\w.]+)", server.log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+    return "-"
 
 
 def wait_for_200(server: Server, path: str, started: float) -> float:

@@ -42,6 +42,14 @@ WORKER_MODELS: dict[str, Callable[[], str]] = {
     "gthread": lambda: f"-k gthread --threads {THREADS}",
     "gevent": lambda: f"-k {gevent_worker_class()}",
 }
+NAMES = (
+    "service",
+    *(f"service-{model}" for model in WORKER_MODELS),
+    "baseline",
+    "baseline-gthread",
+    "baseline+log",
+    "fastapi",
+)
 
 
 def configured_worker_model(env: dict[str, str]) -> str:
@@ -177,6 +185,7 @@ def build(workers: int, base_env: dict[str, str], db: Database) -> dict[str, Var
             plain_env,
         ),
     ]
+    assert tuple(v.name for v in variants) == NAMES
     return {v.name: v for v in variants}
 
 
