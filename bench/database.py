@@ -52,7 +52,24 @@ class Database:
     web_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     migrate_user: str = field(default_factory=lambda: f"bench_mig_{secrets.token_hex(4)}")
     migrate_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
-    label: str = ""  # e.g. "MariaDB 10.11 (throwaway)"
+    _status: pymysql.Connection | None = field(default=None, repr=False)
+
+    def connects(self) -> int:
+        """The server's count of connections ever opened (status `Connections`), read over one
+        admin connection kept for the run, so that reading it opens none. The difference over
+        a sample is how many connections the variant under load opened: one per worker (or
+        thread) once warm, unless its worker model opens one per client connection."""
+        if self._status is None:
+            self._status = pymysql.connect(**self.admin, autocommit=True)
+        with self._status.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+            return int(cursor.fetchone()[1])
+
+    def close(self) -> None:
+        if self._status is not None:
+            with contextlib.suppress(pymysql.err.Error):
+                self._status.close()
+            self._status = None
 
     def env(self) -> dict[str, str]:
         """The DATABASE_* variables every variant reads (the service and both baselines)."""
@@ -111,6 +128,7 @@ def bench_database(
             )
         yield db
     finally:
+        db.close()
         localdb.drop_database(admin, db.name, [db.web_user, db.migrate_user])
 
 

@@ -24,6 +24,7 @@ COLUMNS = (
     "CPU ms/req",
     "CPU x base",
     "DB CPU ms/req",
+    "DB connects",
     "errors",
     "foreign cores",
     "goal",
@@ -39,6 +40,7 @@ def summarise(samples: list[dict]) -> dict[str, float]:
     """Median of each measure over the rounds; errors summed over them."""
     keys = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "db_cpu_ms_per_req", "foreign_cores")
     summary = {key: _median(s[key] for s in samples) for key in keys}
+    summary["db_connects"] = _median(s.get("db_connects", 0) for s in samples)
     summary["errors"] = sum(s["errors"] + s["http_errors"] for s in samples)
     summary["rounds"] = len(samples)
     return summary
@@ -98,6 +100,7 @@ def rows_for(summary: dict, mode: str, request: str) -> list[list[str]]:
                 _fmt(s["cpu_ms_per_req"]),
                 _x(cpu),
                 _fmt(s["db_cpu_ms_per_req"]),
+                f"{s['db_connects']:.0f}",
                 str(int(s["errors"])),
                 f"{s['foreign_cores']:.2f}",
                 goal,

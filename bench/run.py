@@ -40,7 +40,11 @@ from bench.database import ROOT, Database, admin_server, bench_database, seeded_
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "bench" / "README.md"
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
-FULL = {"seconds": 4, "rounds": 3, "starts": 3, "warmup": 2}
+IDENTITY = {
+    f"DATABASE_{name}"
+    for name in ("HOST", "PORT", "USER", "PASSWORD", "PASSWORD_FILE", "NAME", "SSL_CA")
+}
+FULL = {"seconds": 4, "rounds": 3, "starts": 3, "warmup": 1}
 QUICK = {"seconds": 2, "rounds": 2, "starts": 1, "warmup": 1}
 
 
@@ -67,6 +71,7 @@ def measure(
             load.Load(what.request, what.mode, what.low, what.high, what.prefix + "w"), args.warmup
         )
     pids = server.pids()
+    connects = db.connects()
     before = (
         procstat.cpu_seconds(pids),
         procstat.cpu_seconds(db.server_pids),
@@ -83,6 +88,7 @@ def measure(
     cpu, db_cpu, wrk_cpu, busy = (b - a for a, b in zip(before, after, strict=True))
     requests = max(result["requests"], 1)
     return result | {
+        "db_connects": db.connects() - connects,
         "server_cpu_s": cpu,
         "cpu_ms_per_req": cpu * 1000 / requests,
         "db_cpu_ms_per_req": db_cpu * 1000 / requests,
@@ -118,6 +124,7 @@ def bench_rounds(
                         f"  round {round_no + 1}/{args.rounds} {mode:9} {request:4} {name:17}"
                         f" {s['rps']:8.1f} req/s  p50 {s['p50_ms']:6.2f}  p99 {s['p99_ms']:6.2f} ms"
                         f"  cpu {s['cpu_ms_per_req']:.3f}  db {s['db_cpu_ms_per_req']:.3f} ms/req"
+                        f"  db connects {s['db_connects']}"
                         f"  errors {s['errors'] + s['http_errors']}"
                         f"  foreign {s['foreign_cores']:.2f} cores",
                         flush=True,
@@ -203,7 +210,11 @@ def git_revision() -> str:
         )
         return out.stdout.strip()
 
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", "service") else ""
+    dirty = (
+        " (service/ has uncommitted changes)"
+        if git("status", "--porcelain", "--", "service")
+        else ""
+    )
     return f"{git('rev-parse', '--short', 'HEAD')}{dirty}"
 
 
@@ -217,17 +228,20 @@ def write_outputs(
         json.dumps({"meta": meta, "summary": summary, "results": results}, indent=2) + "\n"
     )
     chart.write(summary, args.modes, args.requests, out / "bench.png", meta["title"])
-    markdown = markdown_report(meta, results, summary, args)
-    (out / "results.md").write_text(markdown)
+    (out / "results.md").write_text(markdown_report(meta, results, summary, args, image=True))
     if out.resolve() == RESULTS.resolve() and README.is_file():
         text = README.read_text()
         pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.DOTALL)
         if pattern.search(text):
+            markdown = markdown_report(meta, results, summary, args, image=False)
             block = f"{MARK_START}\n{markdown}{MARK_END}"
             README.write_text(pattern.sub(lambda _: block, text))
 
 
-def markdown_report(meta: dict, results: dict, summary: dict, args: argparse.Namespace) -> str:
+def markdown_report(
+    meta: dict, results: dict, summary: dict, args: argparse.Namespace, *, image: bool
+) -> str:
+    """The run's metadata, the variants' legend, (the chart,) and every table."""
     legend = "\n".join(f"- `{name}`: {text}" for name, text in meta["variants"].items())
     return (
         f"Run {meta['date']} on {meta['revision']}: `{meta['command']}`\n\n"
@@ -237,7 +251,7 @@ def markdown_report(meta: dict, results: dict, summary: dict, args: argparse.Nam
         f"median of {args.rounds} rounds; {args.workers} workers per variant; "
         f"the service's configured worker model: {meta['configured_worker_model']}.\n\n"
         f"{legend}\n\n"
-        "![throughput and latency per variant](bench.png)\n\n"
+        + ("![throughput and latency per variant](bench.png)\n\n" if image else "")
         + report.render(results, summary, args.modes, args.requests, md=True)
     )
 
@@ -258,7 +272,13 @@ def main(argv: list[str]) -> int:
         return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up on kill as on Ctrl-C
     loadavg_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MIGRATE_"))}
+    # The database's identity comes from bench/database.py; tuning knobs (DATABASE_POOL_SIZE,
+    # timeouts, ...) set by the caller reach the service variants unchanged.
+    base_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in IDENTITY and not k.startswith(("MIGRATE_", "BENCH_DB_"))
+    }
     for name in ("PROMETHEUS_MULTIPROC_DIR", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "PORT"):
         base_env.pop(name, None)
     with (
