@@ -1,5 +1,6 @@
-"""The PNG chart: throughput (top row) and latency (bottom row, p50 solid, p99 pale behind it)
-per variant and request, one column per load mode. matplotlib's Agg backend: no display."""
+"""The PNG chart: throughput (top row) and latency (bottom row, p50 solid, p99 pale behind it,
+log scale so that one bad p99 does not flatten the rest) per variant and request, one column
+per load mode. matplotlib's Agg backend: no display."""
 
 from __future__ import annotations
 
@@ -37,14 +38,16 @@ def write(
             lat_ax.bar(xs, p50, width, color=color)
         rps_ax.set_title(LABELS[mode])
         rps_ax.set_ylabel("requests/s (median)")
-        lat_ax.set_ylabel("latency ms: p50 solid, p99 pale")
+        lat_ax.set_ylabel("latency ms (log): p50 solid, p99 pale")
+        lat_ax.set_yscale("log")
         lat_ax.set_xticks(range(len(requests)), [LABELS[q] for q in requests], fontsize=8)
         for ax in (rps_ax, lat_ax):
             ax.grid(axis="y", alpha=0.3)
             ax.set_axisbelow(True)
-    axes[0][0].legend(fontsize=8, loc="upper right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(variants), 6), fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

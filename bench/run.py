@@ -230,12 +230,16 @@ def write_outputs(
     chart.write(summary, args.modes, args.requests, out / "bench.png", meta["title"])
     (out / "results.md").write_text(markdown_report(meta, results, summary, args, image=True))
     if out.resolve() == RESULTS.resolve() and README.is_file():
-        text = README.read_text()
-        pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.DOTALL)
-        if pattern.search(text):
-            markdown = markdown_report(meta, results, summary, args, image=False)
-            block = f"{MARK_START}\n{markdown}{MARK_END}"
-            README.write_text(pattern.sub(lambda _: block, text))
+        markdown = markdown_report(meta, results, summary, args, image=False)
+        README.write_text(fill_results(README.read_text(), markdown))
+
+
+def fill_results(text: str, markdown: str) -> str:
+    """`text` with whatever stands between the results markers replaced by `markdown`."""
+    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.DOTALL)
+    if not pattern.search(text):
+        raise RuntimeError(f"{README}: no {MARK_START} ... {MARK_END} section to fill")
+    return pattern.sub(lambda _: f"{MARK_START}\n{markdown}{MARK_END}", text, count=1)
 
 
 def markdown_report(
