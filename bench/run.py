@@ -242,6 +242,18 @@ def fill_results(text: str, markdown: str) -> str:
     return pattern.sub(lambda _: f"{MARK_START}\n{markdown}{MARK_END}", text, count=1)
 
 
+def foreign_summary(results: dict) -> str:
+    """How busy the rest of the machine was during the samples: median and max "foreign" cores."""
+    values = sorted(
+        s["foreign_cores"]
+        for info in results.values()
+        for by_request in info["samples"].values()
+        for runs in by_request.values()
+        for s in runs
+    )
+    return f"median {values[len(values) // 2]:.2f}, max {values[-1]:.2f}" if values else "-"
+
+
 def markdown_report(
     meta: dict, results: dict, summary: dict, args: argparse.Namespace, *, image: bool
 ) -> str:
@@ -250,7 +262,8 @@ def markdown_report(
     return (
         f"Run {meta['date']} on {meta['revision']}: `{meta['command']}`\n\n"
         f"{meta['cpus']} CPUs; load average {meta['loadavg_start']} before, "
-        f"{meta['loadavg_end']} after; database {meta['database']}; {meta['wrk']}, "
+        f"{meta['loadavg_end']} after; other work on the machine during the samples "
+        f"{meta['foreign_cores']} cores; database {meta['database']}; {meta['wrk']}, "
         f"-t{args.threads} -c{args.connections}, {args.seconds} s per sample, "
         f"median of {args.rounds} rounds; {args.workers} workers per variant; "
         f"the service's configured worker model: {meta['configured_worker_model']}.\n\n"
@@ -337,6 +350,7 @@ def main(argv: list[str]) -> int:
         "loadavg_start": loadavg_start,
         "loadavg_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "wall_seconds": round(time.monotonic() - began),
+        "foreign_cores": foreign_summary(results),
         "database": db_label,
         "wrk": wrk,
         "configured_worker_model": configured,
