@@ -325,6 +325,9 @@ def main(argv: list[str]) -> int:
                 running[name], starts[name] = servers.start_timed(
                     known[name], args.starts, f"/users/{ids[0]}", args.workdir
                 )
+            servers.check_same_answers(
+                running, [f"/users/{ids[0]}", f"/users/{ids[1]}", "/users?limit=20"]
+            )
             samples = bench_rounds(running, args, ids, db)
             results = {
                 name: {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import pathlib
 import re
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from bench import procstat
 from bench.database import ROOT, localdb
@@ -80,6 +82,35 @@ def get_status(port: int, path: str, timeout: float = 1.0) -> int | None:
         return None
     finally:
         conn.close()
+
+
+def get_json(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        try:
+            return response.status, json.loads(body)
+        except ValueError:
+            return response.status, body[:200]
+    finally:
+        conn.close()
+
+
+def check_same_answers(running: dict[str, Server], paths: list[str]) -> None:
+    """Every variant answers 200 and the same JSON as the first one on each path: the benchmark
+    compares the cost of the same answers, not of different ones."""
+    names = list(running)
+    problems = []
+    for path in paths:
+        answers = {name: get_json(running[name].port, path) for name in names}
+        reference = answers[names[0]]
+        for name, answer in answers.items():
+            if answer[0] != 200 or answer != reference:
+                problems.append(f"{name} GET {path}: {answer!r:.300} (vs {names[0]})")
+    if problems:
+        raise RuntimeError("variants disagree:\n" + "\n".join(problems))
 
 
 def tail(server: Server, lines: int = 15) -> str:
