@@ -44,8 +44,23 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(STAMP) ## the service vs a bare Flask + PyMySQL app: CPU/request, latency, start time
-	$(PY) bench/run.py
+# The benchmark's own venv: requirements.txt (what the service runs with) + requirements-bench.txt
+# (FastAPI, uvicorn, matplotlib; compiled with -c requirements.txt, so no shared pin differs).
+# Separate from .venv, which stays exactly what the tests and CI use. BENCH_ARGS=--quick etc.
+BENCH_VENV := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.txt requirements-bench.txt | sha256sum | cut -c1-16)
+
+$(BENCH_STAMP): requirements.txt requirements-bench.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --require-hashes -r requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install -q --require-hashes -r requirements-bench.txt
+	@rm -f $(BENCH_VENV)/.installed-* && touch $@
+
+bench: $(BENCH_STAMP) ## the service, its worker models, the bare app, FastAPI: req/s, p50/p99, CPU per request
+	@command -v wrk >/dev/null || { test "$$(id -u)" = 0 && \
+	  { apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; }; } || \
+	  { echo "bench: wrk is missing: install the Debian package wrk (apt-get install wrk)" >&2; exit 2; }
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 tools: ## helm, kubectl, kubernetes-validate, checkov, yamllint, hadolint, compose into .tools/
 	PYTHON=$(PYTHON) scripts/install-tools.sh

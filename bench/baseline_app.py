@@ -1,7 +1,9 @@
-"""The baseline: the least a Flask + PyMySQL app can do to serve the same two routes.
+"""The baseline: the least a Flask + PyMySQL app can do to serve the same three routes.
 
 One connection per worker, opened lazily on the first request (after gunicorn has forked) and
-kept in a module global; autocommit so each INSERT is durable on its own. No metrics, no JSON
+kept in a thread-local (one thread per sync worker; one connection per thread under gthread, as
+PyMySQL connections must not be shared across threads); autocommit so each INSERT is durable on
+its own. No metrics, no JSON
 logs, no validation, no request ids, no reconnect logic. It reads the same DATABASE_* variables
 as the service (DATABASE_PASSWORD only) and uses the table that `python -m service migrate`
 creates.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from typing import Any
 
 import pymysql
@@ -21,11 +24,14 @@ from flask import Flask, Response, jsonify, request
 app = Flask(__name__)
 app.json.sort_keys = False  # as the service does
 
-_state: dict[str, pymysql.Connection] = {}
+COLUMNS = "id, name, email, created_at, updated_at"
+LIMIT_DEFAULT, LIMIT_MAX = 20, 100  # as the service's list page
+
+_state = threading.local()
 
 
 def _conn() -> pymysql.Connection:
-    conn = _state.get("conn")
+    conn = getattr(_state, "conn", None)
     if conn is None:
         conn = pymysql.connect(
             host=os.environ["DATABASE_HOST"],
@@ -36,7 +42,7 @@ def _conn() -> pymysql.Connection:
             charset="utf8mb4",
             autocommit=True,
         )
-        _state["conn"] = conn
+        _state.conn = conn
     return conn
 
 
@@ -50,11 +56,28 @@ def _user(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
+@app.get("/users")
+def list_users() -> Response:
+    limit = min(request.args.get("limit", LIMIT_DEFAULT, type=int), LIMIT_MAX)
+    after = request.args.get("after", 0, type=int)
+    with _conn().cursor() as cursor:
+        cursor.execute(
+            f"SELECT {COLUMNS} FROM users WHERE id > %s ORDER BY id LIMIT %s",  # noqa: S608
+            (after, limit + 1),
+        )
+        rows = cursor.fetchall()
+    items = [_user(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    next_url = f"/users?after={items[-1]['id']}&limit={limit}" if more else None
+    return jsonify(items=items, next=next_url)
+
+
 @app.get("/users/<int:user_id>")
 def get_user(user_id: int) -> Response | tuple[Response, int]:
     with _conn().cursor() as cursor:
         cursor.execute(
-            "SELECT id, name, email, created_at, updated_at FROM users WHERE id = %s", (user_id,)
+            f"SELECT {COLUMNS} FROM users WHERE id = %s",  # noqa: S608 - constant columns
+            (user_id,),
         )
         row = cursor.fetchone()
     if row is None:

@@ -1,12 +1,14 @@
 """cProfile one gunicorn worker of the service and of the baseline under the same load.
 
-    .venv/bin/python -m bench.profile_worker [--seconds N]
+    bench/.venv/bin/python -m bench.profile_worker [--seconds N]
 
-For each app and path (GET /users/<id>, POST /users) it starts a fresh server with ONE sync
-worker under bench/gunicorn_profile.py, drives it with wrk at one connection for N seconds,
+For each app and request (GET /users/<id>, GET /users?limit=20, POST /users) it starts a fresh
+server with ONE sync worker under bench/gunicorn_profile.py, drives it with wrk at one
+connection for N seconds,
 stops it (the worker dumps its profile) and prints, per request, the cumulative time of the
 functions that take at least 3% of a request. cProfile inflates call-heavy code, so read the
-shares, not the absolute microseconds. Database and processes are cleaned up as in run.py.
+shares, not the absolute microseconds. The database (bench/database.py) and the processes are
+handled and cleaned up as in run.py.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import pstats
 import sys
 import tempfile
 
-from bench import run
+from bench import load, servers
+from bench.database import PYTHON, Database, admin_server, bench_database, seeded_id_range
+from bench.variants import Variant
 
 MIN_SHARE = 0.03
 ROOT_FUNCTION = "handle_request"  # gunicorn.workers.sync.SyncWorker.handle_request
@@ -27,14 +31,14 @@ def profile(
     label: str,
     kind: str,
     *,
-    db: run.Database,
+    db: Database,
     ids: tuple[int, int],
     seconds: int,
     workdir: pathlib.Path,
 ) -> tuple[pstats.Stats, int]:
     out = workdir / f"prof-{label}-{kind}"
     out.mkdir()
-    argv = [run.PYTHON, "-m", "gunicorn", "--config", "python:bench.gunicorn_profile"]
+    argv = [PYTHON, "-m", "gunicorn", "--config", "python:bench.gunicorn_profile"]
 
     def env(port: int, scratch: pathlib.Path) -> dict[str, str]:
         metrics = scratch / f"metrics-{label}-{kind}"
@@ -49,16 +53,18 @@ def profile(
             "PROMETHEUS_MULTIPROC_DIR": str(metrics),
         }
 
-    spec = run.AppSpec(label, lambda port: argv, env, None)
-    server, _ = run.cold_start(spec, workdir, f"/users/{ids[0]}")
+    variant = Variant(label, "profiled", lambda port: argv, env)
+    server, _ = servers.cold_start(variant, workdir, f"/users/{ids[0]}")
     try:
-        load = run.Load(kind, ids[0], ids[1], f"prof-{label}-{kind}-")
-        result = run.run_wrk(server.port, load, seconds, 1, workdir)
+        what = load.Load(kind, "keepalive", ids[0], ids[1], f"prof-{label}-{kind}-")
+        result = load.run_wrk(
+            server.port, what, seconds=seconds, connections=1, threads=1, workdir=workdir
+        )
     finally:
-        run.stop(server)
+        servers.stop(server)
     files = sorted(out.glob("*.prof"))
     if not files:
-        raise RuntimeError(f"no profile written: {run.tail(server)}")
+        raise RuntimeError(f"no profile written: {servers.tail(server)}")
     return pstats.Stats(*map(str, files)), result["requests"]
 
 
@@ -83,14 +89,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args(argv)
-    admin = {"host": run.HOST, "port": 3306, "user": "root", "password": ""}
     base_env = {"PATH": "/usr/bin:/bin"}
     with (
         tempfile.TemporaryDirectory(prefix="bench-prof-") as tmp,
-        run.bench_database(admin, base_env) as db,
+        admin_server(pathlib.Path(tmp)) as (admin, db_pids, _),
+        bench_database(admin, db_pids, base_env) as db,
     ):
-        ids = run.seeded_id_range(db)
-        for kind in ("get", "post"):
+        ids = seeded_id_range(db)
+        for kind in ("get", "list", "post"):
             for label in ("service", "baseline"):
                 stats, requests = profile(
                     label, kind, db=db, ids=ids, seconds=args.seconds, workdir=pathlib.Path(tmp)
