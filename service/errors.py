@@ -138,6 +138,11 @@ def _unexpected(exc: Exception) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    # werkzeug would answer "/users//1" with a redirect to "/users/1" whose body is an HTML
+    # page, and routing redirects never reach an error handler: treat the path as it came.
+    app.url_map.merge_slashes = False
+    for rule in app.url_map.iter_rules():  # the ones added already (Flask's static route)
+        rule.merge_slashes = False
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ValidationFailed, _validation_failed)
     app.register_error_handler(Conflict, _conflict)

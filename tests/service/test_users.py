@@ -354,3 +354,20 @@ def test_hostile_text_never_gets_a_500_html_or_traceback(web_process):
         assert_problem(response, 422, "query string failed validation")
     for path in (b"/users/%ff", b"/%ed%a0%80", b"/users/1%00"):
         assert_problem(http(web_process, b"GET %s HTTP/1.1\r\nHost: t" % path), 404, "not found")
+
+
+@pytest.mark.parametrize(
+    "path", ["/users//1", "//users", "/users/1//", "/static//x", "/healthz/", "/users/1/"]
+)
+def test_doubled_or_trailing_slashes_are_a_404_problem_not_an_html_redirect(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.mimetype == PROBLEM
+    assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "FOO", "CONNECT"])
+def test_unknown_methods_are_a_405_problem(client, method):
+    response = client.open("/users", method=method)
+    assert response.status_code == 405
+    assert response.mimetype == PROBLEM
