@@ -83,23 +83,24 @@ def _http_error(exc: HTTPException) -> Response:
     if exc.code == 405 and exc.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
     if isinstance(exc, BodyUnreadable | RequestEntityTooLarge | RequestTimeout):
-        close_connection(response)
+        close_connection()
     return response
 
 
-def close_connection(response: Response) -> None:
-    """Make this response the connection's last: `Connection: close` for the client, and the
-    environ flag that `_closing` turns into gunicorn's own close (gunicorn drops an
-    application's hop-by-hop headers, so the header alone would not close anything)."""
-    response.headers["Connection"] = "close"
+def close_connection() -> None:
+    """Make this request's response the connection's last. Only the server can: a WSGI app
+    must not send hop-by-hop headers (PEP 3333), and gunicorn drops an app's `Connection`
+    header anyway. So this sets a flag in the environ that `_closing` hands to gunicorn."""
     request.environ[CLOSE_CONNECTION] = True
 
 
 def _closing(wsgi_app: Any) -> Any:
-    """Wrap the WSGI app so a response flagged by `close_connection` closes its connection.
-    gunicorn passes its Response's bound `start_response`; `force_close()` on it makes gunicorn
-    send `Connection: close` and close the socket after the response. Other servers (the
-    test client) pass a plain function, and then the header alone speaks."""
+    """Wrap the WSGI app so a request flagged by `close_connection` closes its connection.
+    gunicorn passes its Response's bound `start_response`: `force_close()` on it makes gunicorn
+    send `Connection: close` and close the socket after the response, under every worker
+    class (the sync worker closes every connection anyway). Other servers (the test client)
+    pass a plain function and are left alone. tests/service/test_users.py holds this to a
+    keep-alive worker over a real socket."""
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
