@@ -54,6 +54,7 @@ def run_schemathesis(url: str, tmp: Path) -> subprocess.CompletedProcess[str]:
             "--report=json",
             f"--report-json-path={tmp / 'report.json'}",
         ],
+        cwd=tmp,  # it keeps a cache folder (.schemathesis) in its working directory
         capture_output=True,
         text=True,
         timeout=300,
