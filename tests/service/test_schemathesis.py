@@ -20,7 +20,7 @@ from tests.service.test_web_process import WebProcess
 pytestmark = pytest.mark.slow
 
 SEED = 8
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 20  # per operation and phase: about 390 cases, 15-25 s on 2 cores
 MIN_CASES = 200  # far fewer means phases or operations silently stopped being tested
 
 
