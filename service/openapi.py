@@ -9,7 +9,15 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from service.validation import EMAIL_MAX, LIMIT_DEFAULT, LIMIT_MAX, NAME_MAX
+from service.validation import (
+    EMAIL_MAX,
+    ID_MAX,
+    JSON_DEPTH_MAX,
+    LIMIT_DEFAULT,
+    LIMIT_MAX,
+    NAME_MAX,
+    refused_characters,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -34,21 +42,70 @@ _ID = {
     "name": "user_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 0},
+    "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX},
 }
 _BODY_ERRORS = {
-    "400": _problem_response("Malformed JSON."),
-    "413": _problem_response("Body larger than MAX_BODY_BYTES."),
-    "415": _problem_response("Body is not application/json."),
+    "400": _problem_response(
+        "The body is not UTF-8, not JSON, nested deeper than "
+        f"{JSON_DEPTH_MAX} levels, or could not be read (malformed chunked framing, a body "
+        "shorter than its Content-Length); the connection is closed after a read failure."
+    ),
+    "408": _problem_response("The body did not arrive in time; the connection is closed."),
+    "413": _problem_response(
+        "The body is larger than MAX_BODY_BYTES, by its Content-Length or, chunked, by what "
+        "arrived; the connection is closed."
+    ),
+    "415": _problem_response("Body is not application/json (or another +json type)."),
     "422": _problem_response("Validation failed; `errors` lists each bad field."),
+}
+# A created user's id feeds the operations on /users/{user_id} (used by stateful testing).
+_USER_LINKS = {
+    name: {"operationId": operation, "parameters": {"user_id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetUser", "getUser"),
+        ("UpdateUser", "updateUser"),
+        ("DeleteUser", "deleteUser"),
+    )
 }
 _UNAVAILABLE = {"503": _problem_response("Database unavailable.")}
 
 
+def _page_parameter(name: str, minimum: int, default: int, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "schema": {"type": "integer", "minimum": minimum, "maximum": ID_MAX, "default": default},
+        "description": description + " ASCII digits; give it at most once.",
+    }
+
+
 def document(version: str) -> dict[str, Any]:
     user_fields = {
-        "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX},
-        "email": {"type": "string", "format": "email", "maxLength": EMAIL_MAX},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": NAME_MAX,
+            "pattern": "\\S",
+            "not": {"pattern": refused_characters(strict=False)},
+            "description": (
+                f"At most {NAME_MAX} characters as sent, not only white space (which is "
+                "trimmed before storing). No control characters, lone surrogates, line or "
+                "paragraph separators, or invisible format characters (Unicode Cf) other than "
+                "ZWNJ, ZWJ and emoji tag characters."
+            ),
+        },
+        "email": {
+            "type": "string",
+            "format": "email",
+            "maxLength": EMAIL_MAX,
+            "not": {"pattern": refused_characters(strict=True)},
+            "description": (
+                "local@domain: a local part of 1-64 characters without white space or '@', a "
+                "dotted domain of letters, digits and inner hyphens (non-ASCII letters are "
+                "accepted: internationalised addresses). No control, format, private-use or "
+                "unassigned characters. Unique, compared case-insensitively."
+            ),
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -58,22 +115,23 @@ def document(version: str) -> dict[str, Any]:
                 "get": {
                     "operationId": "listUsers",
                     "parameters": [
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "default": LIMIT_DEFAULT},
-                            "description": f"Page size; values above {LIMIT_MAX} are capped.",
-                        },
-                        {
-                            "name": "after",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 0, "default": 0},
-                            "description": "Return users with an id above this one.",
-                        },
+                        _page_parameter(
+                            "limit",
+                            1,
+                            LIMIT_DEFAULT,
+                            f"Page size; values above {LIMIT_MAX} are capped.",
+                        ),
+                        _page_parameter("after", 0, 0, "Return users with an id above this one."),
                     ],
                     "responses": {
                         "200": _json("A page of users, by id.", "UserPage"),
-                        "422": _problem_response("Bad limit or after."),
+                        "414": _problem_response(
+                            "Request line longer than the server's limit (gunicorn's "
+                            "limit_request_line)."
+                        ),
+                        "422": _problem_response(
+                            "Bad limit or after (not a whole number in range, or repeated)."
+                        ),
                         **_UNAVAILABLE,
                     },
                 },
@@ -82,13 +140,17 @@ def document(version: str) -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/NewUser"}}
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/NewUser"},
+                                "example": {"name": "Ada Lovelace", "email": "ada@example.com"},
+                            }
                         },
                     },
                     "responses": {
                         "201": {
                             **_json("Created.", "User"),
                             "headers": {"Location": {"schema": {"type": "string"}}},
+                            "links": _USER_LINKS,
                         },
                         **_BODY_ERRORS,
                         "409": _problem_response("Email already in use."),

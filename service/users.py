@@ -13,7 +13,7 @@ from werkzeug.exceptions import NotFound
 
 from service.db import get_db
 from service.errors import Conflict
-from service.validation import parse_json_object, parse_page, validate_user
+from service.validation import parse_json_object, parse_page, read_body, validate_user
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
@@ -36,8 +36,12 @@ def _user(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _body(*, partial: bool) -> dict[str, str]:
-    data = parse_json_object(request.content_type, request.get_data(cache=False))
-    return validate_user(data, partial=partial)
+    # gunicorn's own stream when it terminates the body itself (it does under every framing);
+    # see read_body for why not werkzeug's request.stream.
+    env = request.environ
+    stream = request.input_stream if env.get("wsgi.input_terminated") else request.stream
+    body = read_body(stream, request.content_length, current_app.config["MAX_CONTENT_LENGTH"])
+    return validate_user(parse_json_object(request.content_type, body), partial=partial)
 
 
 def _now() -> dt.datetime:

@@ -97,3 +97,49 @@ def test_duplicate_and_oversized_bodies_match_documented_problems(client):
         spec, "/users", "post", client.post("/users", data="{", content_type="application/json")
     )
     validate(spec, "/users", "post", client.post("/users", data="x", content_type="text/plain"))
+
+
+def test_links_name_real_operations_and_a_field_the_response_has():
+    spec = document("test")
+    operations = {
+        op["operationId"]: op
+        for item in spec["paths"].values()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+    }
+    links = spec["paths"]["/users"]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} == {
+        "getUser",
+        "updateUser",
+        "deleteUser",
+    }
+    user = spec["components"]["schemas"]["User"]["properties"]
+    for link in links.values():
+        assert link["operationId"] in operations
+        assert link["parameters"] == {"user_id": "$response.body#/id"}
+        assert "id" in user
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "valid"),
+    [
+        ("name", "Ada", True),
+        ("name", "   ", False),  # only white space
+        ("name", "a\u200db", True),  # ZWJ, as in emoji sequences
+        ("name", "a\u200bb", False),  # zero-width space
+        ("name", "a\x00b", False),
+        ("email", "a@b.co", True),
+        ("email", "a\u200db@b.co", False),
+        ("email", "a\x7fb@b.co", False),
+    ],
+)
+def test_the_documented_field_schemas_refuse_what_validation_refuses(client, field, value, valid):
+    schema = document("test")["components"]["schemas"]["NewUser"]["properties"][field]
+    try:
+        jsonschema.validate(value, schema)
+        documented = True
+    except jsonschema.ValidationError:
+        documented = False
+    assert documented is valid
+    body = {"name": "Ada", "email": "ada@example.com", field: value}
+    assert (client.post("/users", json=body).status_code == 201) is valid
