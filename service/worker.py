@@ -16,8 +16,8 @@ happens in `Worker.patch`, after the fork, in the worker only.
 
 from __future__ import annotations
 
+import array
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -86,7 +86,7 @@ def write_problem(sock: Any, status: int, reason: str, mesg: str) -> None:
         util.close_graceful(sock, timeout=_LINGER_SECONDS, max_drain=256 * 1024)
 
 
-def syn_drop_filter() -> tuple[bytes, ctypes.Array]:
+def syn_drop_filter() -> tuple[bytes, array.array]:
     """A classic-BPF socket filter that drops TCP segments with SYN set and ACK clear.
 
     Attached to a listening socket, the kernel stops starting handshakes (new clients' SYNs go
@@ -95,7 +95,7 @@ def syn_drop_filter() -> tuple[bytes, ctypes.Array]:
     where we serve it. A filter that drops everything would strand those half-open handshakes:
     the client believes it is connected, sends its request, and is reset when the socket closes.
     On a TCP socket the filter sees the TCP header at offset 0. Returns the `struct sock_fprog`
-    bytes and the buffer they point into (keep it alive until setsockopt returns)."""
+    bytes and the array holding the program they point to (keep it alive until setsockopt)."""
     program = [
         (0x30, 0, 0, 13),  # ldb [13]          the flags byte
         (0x54, 0, 0, 0x12),  # and #(SYN|ACK)
@@ -103,8 +103,8 @@ def syn_drop_filter() -> tuple[bytes, ctypes.Array]:
         (0x06, 0, 0, 0),  # drop: ret #0
         (0x06, 0, 0, 0xFFFFFFFF),  # keep: ret #-1 (the whole segment)
     ]
-    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
-    return struct.pack("HL", len(program), ctypes.addressof(code)), code
+    code = array.array("B", b"".join(struct.pack("HBBI", *i) for i in program))
+    return struct.pack("HP", len(program), code.buffer_info()[0]), code
 
 
 def close_the_door(listener: socket.socket) -> None:
