@@ -206,10 +206,32 @@ class Worker(GeventWorker):
             return
         super().handle_error(req, client, addr, exc)
 
+    server_stopping = False
+
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM (the master forwards its own): readiness fails at once, then `_drain`."""
-        _mark_draining()
+        """SIGTERM. When the whole server stops (the master has closed its copy of the
+        listening socket), readiness fails at once and `_drain_servers` closes the door. When
+        only this worker retires (HUP, TTOU: the master and the other workers go on), it just
+        stops accepting, as gunicorn does: a filter on the shared socket would lock them out."""
+        self.server_stopping = not parent_holds(self.sockets)
+        if self.server_stopping:
+            _mark_draining()
         self.alive = False
+
+
+def parent_holds(listeners: list[Any]) -> bool:
+    """Whether the master still has one of these listening sockets open. gunicorn's master
+    closes its copies before it signals the workers to stop, and only then. If /proc cannot
+    tell, assume it does: a worker that wrongly closed the door would stop the whole server,
+    one that wrongly did not only falls back to gunicorn's own drain. (An old master stopped
+    after a USR2 re-exec also closes its copy while the new one shares the socket: this
+    service does not use USR2.)"""
+    try:
+        wanted = {f"socket:[{os.fstat(sock.fileno()).st_ino}]" for sock in listeners}
+        fd_dir = f"/proc/{os.getppid()}/fd"
+        return any(os.readlink(f"{fd_dir}/{fd}") in wanted for fd in os.listdir(fd_dir))
+    except OSError:
+        return True
 
 
 def _head_timeout_detail(worker: Worker) -> str:
@@ -232,7 +254,8 @@ def _log_greenlet_error(context: Any, kind: Any, value: Any, tb: Any) -> None:
 
 
 def _drain_servers(worker: Worker, servers: list[Any], delay: float) -> None:
-    """Shutdown that loses no connection the kernel completed.
+    """Shutdown that loses no connection the kernel completed (steps 1-3 only when the whole
+    server stops, see `Worker.handle_exit`).
 
     The master has closed its copy of the listening socket; the workers' copies keep it open.
     1. For `delay` seconds keep serving as usual (readiness already fails, so load balancers
@@ -243,19 +266,20 @@ def _drain_servers(worker: Worker, servers: list[Any], delay: float) -> None:
     4. Close the listener; requests in flight and idle keep-alive connections finish
        (responses now carry `Connection: close`), bounded by GRACEFUL_TIMEOUT.
     """
-    deadline = time.monotonic() + worker.cfg.graceful_timeout
-    _wait(worker, min(delay, max(0.0, deadline - time.monotonic() - 1)))
-    for server in servers:
-        try:
-            close_the_door(server.socket)
-        except OSError as exc:  # e.g. a kernel without socket filters: drain as gunicorn does
-            log.warning("cannot filter the listening socket", extra={"error": str(exc)})
-    settle_until = time.monotonic() + _SETTLE_SECONDS
-    while time.monotonic() < deadline:
-        queued = sum(accept_queue_length(server.socket) for server in servers)
-        if queued == 0 and time.monotonic() >= settle_until:
-            break
-        _wait(worker, 0.02)
+    deadline = time.monotonic() + max(0, worker.cfg.graceful_timeout - 1)  # inside the master's
+    if worker.server_stopping:
+        _wait(worker, min(delay, max(0.0, deadline - time.monotonic() - 1)))
+        for server in servers:
+            try:
+                close_the_door(server.socket)
+            except OSError as exc:  # a kernel without socket filters: drain as gunicorn does
+                log.warning("cannot filter the listening socket", extra={"error": str(exc)})
+        settle_until = time.monotonic() + _SETTLE_SECONDS
+        while time.monotonic() < deadline:
+            queued = sum(accept_queue_length(server.socket) for server in servers)
+            if queued == 0 and time.monotonic() >= settle_until:
+                break
+            _wait(worker, 0.02)
     for server in servers:
         server.close()
     while time.monotonic() < deadline:

@@ -311,6 +311,25 @@ def test_readyz_fails_from_sigterm_while_a_request_in_flight_still_completes(
         web.stop()
 
 
+def test_workers_retired_by_a_hup_leave_the_server_accepting_and_ready(database, tmp_path):
+    """Only a stopping server closes the door: workers replaced by SIGHUP (or max_requests)
+    must not filter the listening socket the master and the new workers go on using."""
+    web = WebProcess(database, tmp_path)
+    try:
+        old = worker_pids(web)
+        web.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while worker_pids(web) & old or len(worker_pids(web)) != 2:
+            assert time.monotonic() < deadline, "the old workers never left"
+            time.sleep(0.1)
+        for _ in range(6):  # new connections, answered by the new workers
+            assert timed_get(web, "/readyz")[0] == 200
+            assert raw_exchange(web, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+        assert web.stop() == 0
+    finally:
+        web.stop()
+
+
 PARSER_ERRORS = {
     "request line too long": (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     "header field too large": (
