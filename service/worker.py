@@ -7,7 +7,7 @@
   408 problem document when part of a head had arrived, silently when the connection was idle
   (a 408 on an idle keep-alive connection races the client's next request and would be read as
   its answer).
-- SIGTERM drains without losing a connection the kernel already completed: see `_drain`.
+- SIGTERM drains without losing a connection the kernel already completed: see `_drain_servers`.
 
 gunicorn imports this module in the master (to resolve `worker_class`); everything here that
 changes process state (monkey-patching, `gunicorn.util.write_error`, the hub's error printer)
@@ -142,6 +142,8 @@ class Worker(GeventWorker):
     """gunicorn's gevent worker with problem+json parser errors, request-head timeouts and a
     shutdown that serves every connection the kernel accepted. Configured in gunicorn_conf."""
 
+    server_stopping = False  # set on SIGTERM: the whole server stops, not just this worker
+
     def patch(self) -> None:
         # Warnings (gevent's MonkeyPatchWarning among them) become JSON log lines instead of
         # plain text on stderr; see gunicorn_conf for why patching here, after fork, is right.
@@ -205,8 +207,6 @@ class Worker(GeventWorker):
             )
             return
         super().handle_error(req, client, addr, exc)
-
-    server_stopping = False
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM. When the whole server stops (the master has closed its copy of the
