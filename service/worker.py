@@ -120,6 +120,18 @@ def accept_queue_length(listener: socket.socket) -> int:
     return struct.unpack_from("I", info, 24)[0]
 
 
+class _ListenerName:
+    """What a connection's handler needs of its listener: the address. gunicorn's handler asks
+    the listening socket itself, so a connection accepted just before the listener closed
+    failed with EBADF once its greenlet ran, and the client was reset."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self._name = listener.getsockname()
+
+    def getsockname(self) -> Any:
+        return self._name
+
+
 class _CountingSocket:
     """The client socket, counting bytes received since the last complete request head, so a
     head timeout can tell a slow request (408) from an idle connection (close silently)."""
@@ -160,7 +172,7 @@ class Worker(GeventWorker):
             listener.setblocking(1)
             server = StreamServer(
                 listener,
-                handle=partial(self.handle, listener),
+                handle=partial(self.handle, _ListenerName(listener)),
                 spawn=Pool(self.worker_connections),
                 **ssl_args,
             )
@@ -257,29 +269,32 @@ def _drain_servers(worker: Worker, servers: list[Any], delay: float) -> None:
     """Shutdown that loses no connection the kernel completed (steps 1-3 only when the whole
     server stops, see `Worker.handle_exit`).
 
-    The master has closed its copy of the listening socket; the workers' copies keep it open.
+    The master has closed its copy of the listening socket; the workers' copies keep it open,
+    and closing the last one resets every connection still in its accept queue.
     1. For `delay` seconds keep serving as usual (readiness already fails, so load balancers
        that poll it can take this endpoint out first).
-    2. Close the door: a filter on the shared socket stops new handshakes.
-    3. Keep accepting while handshakes begun before it complete, until the accept queue is empty:
-       closing a listening socket resets every connection still queued on it.
-    4. Close the listener; requests in flight and idle keep-alive connections finish
-       (responses now carry `Connection: close`), bounded by GRACEFUL_TIMEOUT.
+    2. Close the door where the kernel allows it: a filter on the shared socket stops new
+       handshakes (clients are refused once the socket closes, never reset), and handshakes
+       begun before it get `_SETTLE_SECONDS` to complete. A filter on a TCP socket needs
+       CAP_NET_ADMIN, which the hardened image and pod drop; without it this step is skipped.
+    3. Accept everything queued, in one tight loop without yielding, and close the listener
+       the moment accept() reports EAGAIN. Behind a closed door nothing can arrive after that;
+       without one, a connection completing in the microseconds between the last accept and
+       the close is still reset (under load: rarely; measured in tests/service/test_worker.py).
+    4. Requests in flight and idle keep-alive connections finish (responses now carry
+       `Connection: close`), bounded by GRACEFUL_TIMEOUT.
     """
     deadline = time.monotonic() + max(0, worker.cfg.graceful_timeout - 1)  # inside the master's
     if worker.server_stopping:
         _wait(worker, min(delay, max(0.0, deadline - time.monotonic() - 1)))
-        for server in servers:
-            try:
+        try:
+            for server in servers:
                 close_the_door(server.socket)
-            except OSError as exc:  # a kernel without socket filters: drain as gunicorn does
-                log.warning("cannot filter the listening socket", extra={"error": str(exc)})
-        settle_until = time.monotonic() + _SETTLE_SECONDS
-        while time.monotonic() < deadline:
-            queued = sum(accept_queue_length(server.socket) for server in servers)
-            if queued == 0 and time.monotonic() >= settle_until:
-                break
-            _wait(worker, 0.02)
+            _wait(worker, _SETTLE_SECONDS)
+        except OSError as exc:  # EPERM without CAP_NET_ADMIN
+            log.info("no socket filter: closing at an empty accept queue", extra={"why": str(exc)})
+        for server in servers:
+            _accept_all_then_close(server)
     for server in servers:
         server.close()
     while time.monotonic() < deadline:
@@ -291,11 +306,26 @@ def _drain_servers(worker: Worker, servers: list[Any], delay: float) -> None:
         server.stop(timeout=1)
 
 
+def _accept_all_then_close(server: StreamServer) -> None:
+    """Hand every queued connection to a handler greenlet, then close the listener, with no
+    yield in between (spawning into a pool with room does not yield)."""
+    server.stop_accepting()
+    server.socket.setblocking(False)
+    while not server.full():
+        accepted = server.do_read()  # None once accept() reports EAGAIN
+        if accepted is None:
+            break
+        accepted[0].setblocking(True)
+        server.do_handle(*accepted)
+    server.close()
+
+
 def _wait(worker: Worker, seconds: float) -> None:
     end = time.monotonic() + seconds
     while True:
         worker.notify()
         left = end - time.monotonic()
         if left <= 0:
+            gevent.sleep(0)  # always yield: the accepting greenlets must run
             return
         gevent.sleep(min(left, 0.5))

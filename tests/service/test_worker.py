@@ -4,8 +4,10 @@ through the real web process (`python -m service web`) and raw sockets."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -251,7 +253,29 @@ def load(web: WebProcess, stop: threading.Event, counts: Counter, worker: int) -
             sock.close()
 
 
-def test_sigterm_under_load_answers_every_request_that_reached_the_socket(database, tmp_path):
+@pytest.fixture(params=["with CAP_NET_ADMIN", "without CAP_NET_ADMIN"])
+def capabilities(request, tmp_path, monkeypatch) -> str:
+    """Both shutdown paths: with CAP_NET_ADMIN (a root run) the worker closes the door with a
+    socket filter; without it (the hardened image and pod: every capability dropped) it closes
+    the listener once the accept queue is empty. WebProcess starts `sys.executable`: point it
+    at a wrapper that drops the capability for the whole process tree."""
+    if request.param == "without CAP_NET_ADMIN":
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("needs setpriv (util-linux) to drop CAP_NET_ADMIN")
+        wrapper = tmp_path / "python-without-net-admin"
+        wrapper.write_text(
+            f"#!/bin/sh\nexec {setpriv} --bounding-set=-net_admin --inh-caps=-net_admin "
+            f'{sys.executable} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        monkeypatch.setattr(sys, "executable", str(wrapper))
+    return request.param
+
+
+def test_sigterm_under_load_answers_every_request_that_reached_the_socket(
+    database, tmp_path, capabilities
+):
     web = WebProcess(database, tmp_path)
     stop, counts = threading.Event(), Counter()
     clients = [threading.Thread(target=load, args=(web, stop, counts, i)) for i in range(32)]
@@ -271,7 +295,7 @@ def test_sigterm_under_load_answers_every_request_that_reached_the_socket(databa
     lost = {k: v for k, v in counts.items() if k.startswith("lost")}
     answered = sum(v for k, v in counts.items() if k.startswith("status"))
     print(
-        f"\nSIGTERM under load (32 clients): {dict(sorted(counts.items()))}; "
+        f"\nSIGTERM under load (32 clients, {capabilities}): {dict(sorted(counts.items()))}; "
         f"{answered - answered_before} answered after SIGTERM"
     )
     assert answered_before > 0
