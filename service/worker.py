@@ -108,16 +108,11 @@ def syn_drop_filter() -> tuple[bytes, array.array]:
 
 
 def close_the_door(listener: socket.socket) -> None:
-    """No new handshakes on this listening socket (shared by every worker: one struct sock)."""
+    """No new handshakes on this listening socket (shared by every worker: one struct sock).
+    Raises PermissionError without CAP_NET_ADMIN: Linux (6.18 here) refuses socket filters on
+    TCP sockets to unprivileged processes, though it allows them on UDP ones."""
     fprog, _code = syn_drop_filter()
     listener.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
-
-
-def accept_queue_length(listener: socket.socket) -> int:
-    """Connections the kernel has completed and nobody has accepted yet (TCP_INFO on a
-    listening socket reports the accept queue's length in tcpi_unacked)."""
-    info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    return struct.unpack_from("I", info, 24)[0]
 
 
 class _ListenerName:
