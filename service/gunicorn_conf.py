@@ -34,7 +34,23 @@ _settings = load_settings(os.environ)
 wsgi_app = "service:create_app()"
 bind = [f"0.0.0.0:{_settings.port}"]
 workers = _settings.web_concurrency
-worker_class = "gevent"
+# Worker model: gevent (service/worker.py), not sync or gthread. A sync worker, or a gthread
+# thread, is held by one connection for as long as its client takes to send a request head:
+# two clients that connect and send nothing stopped /healthz and got the workers killed. A
+# gevent worker holds each connection in a greenlet (up to WEB_WORKER_CONNECTIONS), bounds the
+# request head by WEB_KEEPALIVE seconds, and PyMySQL, pure Python, yields on the database socket
+# too. The app must then never block the process outside sockets (no C-extension I/O, no long
+# CPU loops). Measurements: bench/README.md.
+#
+# Monkey-patching happens in the worker after fork (Worker.patch), not here in the master: the
+# master only forks, signals and sleeps, and gunicorn has imported ssl before this file runs,
+# so patching cannot come first anyway. gevent's warning about that names modules holding a
+# direct reference to ssl.SSLContext; it is logged as JSON (captureWarnings) rather than
+# silenced, and no TLS context is created before the patch (PyMySQL builds one per connection,
+# looked up through the patched module).
+worker_class = "service.worker.Worker"
+worker_connections = _settings.web_worker_connections
+keepalive = _settings.web_keepalive
 timeout = _settings.web_timeout
 graceful_timeout = _settings.graceful_timeout
 worker_tmp_dir = str(_settings.worker_tmp_dir)  # tmpfs: the heartbeat file never blocks on disk

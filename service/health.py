@@ -10,6 +10,15 @@ from service.migrations import status
 
 bp = Blueprint("health", __name__)
 
+_draining = False
+
+
+def mark_draining() -> None:
+    """Called by the worker when SIGTERM arrives: from then on /readyz answers 503, while the
+    worker still serves, so traffic moves elsewhere before the listener closes."""
+    global _draining  # noqa: PLW0603 - one flag per worker process, set once, never cleared
+    _draining = True
+
 
 @bp.get("/healthz")
 def healthz() -> Response:
@@ -22,6 +31,8 @@ def healthz() -> Response:
 def readyz() -> Response:
     """Ready when the database answers within READINESS_TIMEOUT and the schema has every
     migration this code ships; otherwise 503 with the reason, so traffic goes elsewhere."""
+    if _draining:
+        return problem(503, "shutting down", title="Not Ready")
     settings = current_app.config["SETTINGS"]
     try:
         with short_connection(settings.database, settings.readiness_timeout) as conn:

@@ -64,6 +64,9 @@ class Settings:
     web_timeout: int
     graceful_timeout: int
     web_reload: bool
+    web_worker_connections: int
+    web_keepalive: int
+    shutdown_delay: float
     log_level: str
     max_body_bytes: int
     readiness_timeout: float
@@ -194,6 +197,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         web_timeout=web_timeout,
         graceful_timeout=read.integer("GRACEFUL_TIMEOUT", 20, 0, 3600),
         web_reload=read.boolean("WEB_RELOAD", False),
+        web_worker_connections=read.integer("WEB_WORKER_CONNECTIONS", 1000, 1, 100_000),
+        web_keepalive=read.integer("WEB_KEEPALIVE", 5, 1, 300),
+        shutdown_delay=read.seconds("SHUTDOWN_DELAY_SECONDS", 0, low=0, high=300),
         log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
         max_body_bytes=read.integer("MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
         readiness_timeout=read.seconds("READINESS_TIMEOUT", 2, high=30),
@@ -213,4 +219,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigError(
             "DATABASE_READ_TIMEOUT and DATABASE_WRITE_TIMEOUT must be below WEB_TIMEOUT"
         )
+    if settings.shutdown_delay and settings.shutdown_delay >= settings.graceful_timeout:
+        raise ConfigError("SHUTDOWN_DELAY_SECONDS must be below GRACEFUL_TIMEOUT")
     return settings

@@ -399,3 +399,37 @@ def test_docker_stop_drains_in_flight_request_and_exits_0(
         locker.close()
         watcher.close()
         remove(server)
+
+
+def test_docker_stop_under_load_answers_every_request_that_reached_the_socket(
+    migrated: dict[str, str],
+) -> None:
+    """No preStop hook in front of `docker stop`: SIGTERM arrives while clients still connect.
+    Every connection the kernel completed gets its response; later ones are refused, never
+    reset (tests/service/test_worker.py holds the same for the bare process)."""
+    from collections import Counter
+
+    from tests.service.test_worker import load
+
+    server = start_web(IMAGE, migrated, free_port())
+    stop, counts = threading.Event(), Counter()
+    clients = [threading.Thread(target=load, args=(server, stop, counts, i)) for i in range(32)]
+    try:
+        for thread in clients:
+            thread.start()
+        time.sleep(2)
+        result = docker("stop", "--time", "30", server.name, check=False, timeout=60)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=40)
+    try:
+        print(f"\ndocker stop under load (32 clients): {dict(sorted(counts.items()))}")
+        assert result.returncode == 0, result.stderr
+        assert inspect(server.name)["State"]["ExitCode"] == 0, server.logs()
+        assert any(k.startswith("status") for k in counts)
+        assert {k: v for k, v in counts.items() if k.startswith("lost")} == {}
+        assert {k for k in counts if k.startswith("status")} <= {"status 200", "status 201"}
+    finally:
+        remove(server)

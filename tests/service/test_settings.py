@@ -74,6 +74,10 @@ def test_missing_password_names_both_ways_to_give_it():
         ("DATABASE_POOL_SIZE", "four"),
         ("DATABASE_POOL_TIMEOUT", "120"),
         ("DATABASE_POOL_TIMEOUT", "later"),
+        ("WEB_WORKER_CONNECTIONS", "-5"),
+        ("WEB_KEEPALIVE", "forever"),
+        ("WEB_KEEPALIVE", "-3"),
+        ("SHUTDOWN_DELAY_SECONDS", "-1"),
     ],
 )
 def test_malformed_variable_is_named_without_its_value(name, value):
@@ -86,6 +90,14 @@ def test_malformed_variable_is_named_without_its_value(name, value):
 def test_database_timeouts_must_fit_inside_the_worker_timeout():
     with pytest.raises(ConfigError, match="below WEB_TIMEOUT"):
         load_settings({**BASE, "WEB_TIMEOUT": "10", "DATABASE_READ_TIMEOUT": "10"})
+
+
+def test_worker_settings_default_to_gevent_values_and_the_delay_fits_the_drain():
+    settings = load_settings(BASE)
+    assert (settings.web_worker_connections, settings.web_keepalive) == (1000, 5)
+    assert settings.shutdown_delay == 0
+    with pytest.raises(ConfigError, match="SHUTDOWN_DELAY_SECONDS must be below GRACEFUL_TIMEOUT"):
+        load_settings({**BASE, "GRACEFUL_TIMEOUT": "10", "SHUTDOWN_DELAY_SECONDS": "10"})
 
 
 def test_password_file_is_read_on_every_use_so_rotation_needs_no_restart(tmp_path: Path):
