@@ -70,6 +70,7 @@ lock: $(STAMP) ## re-pin requirements*.txt (with hashes) from requirements*.in
 	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements.txt requirements.in
 	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.txt requirements-dev.in
 	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-tools.txt requirements-tools.in
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-bench.txt requirements-bench.in
 
 kind-up: ## create the local kind cluster (k8s-dev/kind.yaml)
 	k8s-dev/kind-up.sh

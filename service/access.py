@@ -1,8 +1,9 @@
 """Per-request bookkeeping, done once around the whole app: the request id, the access log and
 the request metrics.
 
-An incoming `X-Request-ID` is kept (else one is generated) and echoed on the response; every
-log line written during the request carries it (service/logs.py reads it from the environ).
+An incoming `X-Request-ID` is kept when it is at most 200 visible ASCII characters (else one
+is generated) and echoed on the response; every log line written during the request carries it
+(service/logs.py reads it from the environ).
 The access line and the request metrics are written here, by one WSGI middleware around
 Flask, rather than by gunicorn and the exporter's Flask hooks: gunicorn's access logger builds
 a dict of every request header, response header and environ entry for each request, and each
@@ -34,9 +35,16 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def request_id(environ: dict[str, Any]) -> str:
-    """The client's X-Request-ID when it is short enough to log, else a new random id."""
+    """The client's X-Request-ID when it is short and visible ASCII (safe to log and to echo in a
+    header), else a new random id."""
     incoming = environ.get("HTTP_X_REQUEST_ID")
-    return incoming if incoming and len(incoming) <= REQUEST_ID_MAX else os.urandom(16).hex()
+    if incoming and len(incoming) <= REQUEST_ID_MAX and _visible_ascii(incoming):
+        return incoming
+    return os.urandom(16).hex()
+
+
+def _visible_ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable() and " " not in value
 
 
 REQUEST_KEY = "service.request"

@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import secrets
+import time
 
 import pytest
 from cluster_helpers import REPO, helm, kubectl, wait_until
@@ -152,6 +153,12 @@ def prod_install(image_tag: str, *extra: str, check: bool = True):
     )  # fmt: skip
 
 
+def ready_pods() -> int:
+    ready = kubectl("-n", NS, "get", "deployment", "users-users-service", "-o",
+                    "jsonpath={.status.readyReplicas}")  # fmt: skip
+    return int(ready or 0)
+
+
 def test_values_prod_without_the_servicemonitor_crd_fails_with_a_clear_message(image_tag):
     out = prod_install(image_tag, "--dry-run=server", check=False)
     assert out.returncode != 0
@@ -174,9 +181,17 @@ def test_the_production_install_with_a_precreated_secret_and_ca(external_databas
             f"--from-file=ca.crt={external_database['ca_file']}")  # fmt: skip
     try:
         prod_install(image_tag, "--set", "metrics.serviceMonitor.enabled=false")
-        ready = kubectl("-n", NS, "get", "deployment", "users-users-service", "-o",
-                        "jsonpath={.status.readyReplicas}")  # fmt: skip
-        assert int(ready) >= 3  # values-prod: HPA with minReplicas 3
+        # values-prod: HPA with minReplicas 3. The Deployment leaves `replicas` to the HPA, so a
+        # first install starts one pod, and --wait may return on it before the HPA's first sync
+        # raises the Deployment to three (as the README says); then all three must get ready.
+        started = time.monotonic()
+        try:
+            wait_until("the HPA to bring the Deployment to three ready pods",
+                       lambda: ready_pods() >= 3, 180, interval=2)  # fmt: skip
+        except pytest.fail.Exception:
+            print(kubectl("-n", NS, "get", "pods,hpa,events", "-o", "wide", check=False))
+            raise
+        print(f"\nthree ready pods {time.monotonic() - started:.1f} s after helm --wait returned")
         out = helm("test", RELEASE, "-n", NS, "--timeout", "3m")
         assert "Succeeded" in out.stdout, out.stdout
         hpa = json.loads(kubectl("-n", NS, "get", "hpa", "users-users-service", "-o", "json"))

@@ -199,6 +199,17 @@ def test_request_id_is_echoed_or_generated(client):
     assert len(generated) == 32
 
 
+@pytest.mark.parametrize(
+    "incoming",
+    ["x" * 201, "has space", "tab\there", "caf\u00e9", "bell\x07"],
+    ids=["too-long", "space", "tab", "non-ascii", "control"],
+)
+def test_request_id_that_is_not_short_visible_ascii_is_replaced(client, incoming):
+    echoed = client.get("/healthz", headers={"X-Request-ID": incoming}).headers["X-Request-ID"]
+    assert echoed != incoming
+    assert len(echoed) == 32 and all(c in "0123456789abcdef" for c in echoed)
+
+
 def test_links_keep_the_mount_point_when_served_under_a_prefix(client):
     created = client.post(
         "/users", json={"name": "P", "email": "p@example.com"}, base_url="http://localhost/api/"
