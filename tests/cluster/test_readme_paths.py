@@ -55,21 +55,22 @@ def ready_replicas() -> int:
     return int(out or 0)
 
 
-def web_pods() -> list[dict]:
-    pods = json.loads(
+def all_web_pods() -> list[dict]:
+    """Every web pod, terminating ones included."""
+    return json.loads(
         kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/component=web", "-o", "json")
     )["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def web_pods() -> list[dict]:
+    return [p for p in all_web_pods() if not p["metadata"].get("deletionTimestamp")]
 
 
 def pods_running(tag: str) -> list[str]:
     """Names of web pods, terminating ones included, whose container runs image tag `tag`."""
-    pods = json.loads(
-        kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/component=web", "-o", "json")
-    )["items"]
     return [
         p["metadata"]["name"]
-        for p in pods
+        for p in all_web_pods()
         if any(c["image"].endswith(f":{tag}") for c in p["spec"]["containers"])
     ]
 
