@@ -20,6 +20,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from bench import latency
+
 HOST = "127.0.0.1"
 REQUESTS = ("get", "list", "post")
 MODES = ("keepalive", "close")
@@ -69,14 +71,32 @@ request = function()
 end
 """
 
+# done(): the summary, wrk's own p50/p99, and its whole latency histogram. wrk's Lua API gives
+# no access to the buckets, so the script reads wrk's `stats` struct (stats.h: count, limit,
+# min, max, then one uint64 per microsecond) through LuaJIT's FFI; run_wrk checks what it read
+# against wrk's percentiles. What the histogram holds, and why: bench/latency.py.
 _DONE = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {
+  uint64_t count; uint64_t limit; uint64_t min; uint64_t max; uint64_t data[?];
+} bench_wrk_stats;
+]]
 done = function(summary, latency, requests)
   local e = summary.errors
+  local stats = ffi.cast("bench_wrk_stats **", latency)[0]
+  local buckets = {}
+  if tonumber(stats.count) > 0 then
+    for us = tonumber(stats.min), tonumber(stats.max) do
+      local n = tonumber(stats.data[us])
+      if n > 0 then buckets[#buckets + 1] = "[" .. us .. "," .. n .. "]" end
+    end
+  end
   io.write(string.format(
     'BENCH {"requests":%d,"duration_us":%d,"errors":%d,"status_errors":%d,'
-    .. '"p50_us":%d,"p99_us":%d,"mean_us":%.1f}\\n',
+    .. '"p50_us":%d,"p99_us":%d,"histogram":[%s]}\\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99), latency.mean))
+    latency:percentile(50), latency:percentile(99), table.concat(buckets, ",")))
 end
 """
 
@@ -138,7 +158,8 @@ def run_wrk(
     threads: int,
     workdir: pathlib.Path,
 ) -> dict:
-    """One closed-loop sample: requests, req/s, p50/p99 (ms), socket errors, 4xx/5xx responses."""
+    """One closed-loop sample: requests, req/s, p50/p99 (ms) as recorded and p99 as wrk reports
+    it (bench/latency.py), socket errors, 4xx/5xx responses."""
     path = workdir / f"{load.request}-{load.mode}-{secrets.token_hex(4)}.lua"
     path.write_text(script(load))
     argv = [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
@@ -154,12 +175,23 @@ def run_wrk(
         raise RuntimeError(f"no summary in wrk output:\n{out}")
     raw = json.loads(match.group(1))
     elapsed = raw["duration_us"] / 1e6
+    reported = {int(us): int(n) for us, n in raw["histogram"]}
+    for p in (50, 99):
+        if reported and not latency.agrees_with_wrk(reported, p, raw[f"p{p}_us"]):
+            raise RuntimeError(
+                f"the histogram read from wrk does not give wrk's p{p} ({raw[f'p{p}_us']} us):"
+                f" {wrk_version()} may lay out its stats differently from wrk 4.1.0"
+            )
+    interval = latency.interval_us(raw["duration_us"], raw["requests"], connections)
+    recorded = latency.recorded_from(reported, interval)
     return {
         "requests": raw["requests"],
         "seconds": elapsed,
         "rps": raw["requests"] / elapsed,
-        "p50_ms": raw["p50_us"] / 1000,
-        "p99_ms": raw["p99_us"] / 1000,
+        "p50_ms": latency.percentile(recorded, 50) / 1000,
+        "p99_ms": latency.percentile(recorded, 99) / 1000,
+        "p99_wrk_ms": raw["p99_us"] / 1000,
+        "recorded": sum(recorded.values()),
         "errors": raw["errors"],
         "http_errors": raw["status_errors"],
     }

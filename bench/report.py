@@ -1,8 +1,10 @@
 """From raw samples to the tables: medians over rounds, ratios to `baseline`, text and Markdown.
 
 Ratios are variant / baseline for the same load and request: req/s above 1.0 is faster, p99
-and CPU per request below 1.0 are better. The issue's goal for the service is req/s >= 1.0x
-and p99 <= 1.0x on every load and request; the `goal` column says whether this run met it.
+and CPU per request below 1.0 are better. p50 and p99 are the latencies wrk recorded; "wrk p99"
+is the p99 wrk itself reports, after its coordinated-omission correction (bench/latency.py).
+The issue's goal for the service is req/s >= 1.0x and p99 <= 1.0x on every load and request;
+the `goal` column says whether this run met it, on both p99s.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ COLUMNS = (
     "p50 ms",
     "p99 ms",
     "p99 x base",
+    "wrk p99 ms",
+    "wrk p99 x base",
     "CPU ms/req",
     "CPU x base",
     "DB CPU ms/req",
@@ -38,8 +42,16 @@ def _median(values: Iterable[float]) -> float:
 
 def summarise(samples: list[dict]) -> dict[str, float]:
     """Median of each measure over the rounds; errors summed over them."""
-    keys = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "db_cpu_ms_per_req", "foreign_cores")
-    summary = {key: _median(s[key] for s in samples) for key in keys}
+    keys = (
+        "rps",
+        "p50_ms",
+        "p99_ms",
+        "p99_wrk_ms",
+        "cpu_ms_per_req",
+        "db_cpu_ms_per_req",
+        "foreign_cores",
+    )
+    summary = {key: _median(s[key] for s in samples if key in s) for key in keys}
     summary["db_connects"] = _median(s.get("db_connects", 0) for s in samples)
     summary["errors"] = sum(s["errors"] + s["http_errors"] for s in samples)
     summary["rounds"] = len(samples)
@@ -85,10 +97,11 @@ def rows_for(summary: dict, mode: str, request: str) -> list[list[str]]:
             continue
         rps = _ratio(s["rps"], base and base["rps"])
         p99 = _ratio(s["p99_ms"], base and base["p99_ms"])
+        wrk_p99 = _ratio(s["p99_wrk_ms"], base and base["p99_wrk_ms"])
         cpu = _ratio(s["cpu_ms_per_req"], base and base["cpu_ms_per_req"])
         goal = ""
-        if variant.startswith("service") and rps is not None and p99 is not None:
-            goal = "met" if rps >= 1.0 and p99 <= 1.0 else "missed"
+        if variant.startswith("service") and None not in (rps, p99, wrk_p99):
+            goal = "met" if rps >= 1.0 and p99 <= 1.0 and wrk_p99 <= 1.0 else "missed"
         out.append(
             [
                 variant,
@@ -97,6 +110,8 @@ def rows_for(summary: dict, mode: str, request: str) -> list[list[str]]:
                 _fmt(s["p50_ms"]),
                 _fmt(s["p99_ms"]),
                 _x(p99),
+                _fmt(s["p99_wrk_ms"]),
+                _x(wrk_p99),
                 _fmt(s["cpu_ms_per_req"]),
                 _x(cpu),
                 _fmt(s["db_cpu_ms_per_req"]),

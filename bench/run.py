@@ -122,7 +122,8 @@ def bench_rounds(
                     samples[name][mode][request].append(s)
                     print(
                         f"  round {round_no + 1}/{args.rounds} {mode:9} {request:4} {name:17}"
-                        f" {s['rps']:8.1f} req/s  p50 {s['p50_ms']:6.2f}  p99 {s['p99_ms']:6.2f} ms"
+                        f" {s['rps']:8.1f} req/s  p50 {s['p50_ms']:6.2f}  p99 {s['p99_ms']:6.2f}"
+                        f" (wrk {s['p99_wrk_ms']:6.2f}) ms"
                         f"  cpu {s['cpu_ms_per_req']:.3f}  db {s['db_cpu_ms_per_req']:.3f} ms/req"
                         f"  db connects {s['db_connects']}"
                         f"  errors {s['errors'] + s['http_errors']}"

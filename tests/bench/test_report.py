@@ -5,11 +5,14 @@ from __future__ import annotations
 from bench import report
 
 
-def sample(rps: float, p99: float, cpu: float = 0.5, errors: int = 0) -> dict:
+def sample(
+    rps: float, p99: float, cpu: float = 0.5, errors: int = 0, wrk_p99: float | None = None
+) -> dict:
     return {
         "rps": rps,
         "p50_ms": p99 / 2,
         "p99_ms": p99,
+        "p99_wrk_ms": p99 if wrk_p99 is None else wrk_p99,
         "cpu_ms_per_req": cpu,
         "db_cpu_ms_per_req": 0.1,
         "foreign_cores": 0.0,
@@ -46,6 +49,12 @@ def test_goal_is_met_only_with_both_throughput_and_p99_at_least_as_good():
     assert table([sample(99, 4)], [sample(100, 5)])["service"]["goal"] == "missed"
     assert table([sample(120, 5.5)], [sample(100, 5)])["service"]["goal"] == "missed"
     assert table([sample(120, 5.5)], [sample(100, 5)])["baseline"]["goal"] == ""
+
+
+def test_goal_needs_the_p99_wrk_reports_too_not_only_the_recorded_one():
+    worse_after_correction = sample(120, 4, wrk_p99=9)
+    assert table([worse_after_correction], [sample(100, 5)])["service"]["goal"] == "missed"
+    assert table([worse_after_correction], [sample(100, 5)])["service"]["wrk p99 x base"] == "1.80"
 
 
 def test_markdown_has_one_table_per_load_and_request():
