@@ -22,7 +22,7 @@ def create_app(
     if settings is None:
         settings = load_settings(os.environ)
     if multiprocess_metrics is None:
-        multiprocess_metrics = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+        multiprocess_metrics = settings.multiprocess_metrics
 
     app = Flask(__name__)
     app.request_class = access.Request

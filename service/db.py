@@ -28,20 +28,22 @@ from typing import Any
 
 import pymysql
 from flask import Flask, current_app, g, has_app_context
+from pymysql.constants import CR, ER
 
 from service.settings import DatabaseSettings, Settings
 
 # Client/server error numbers that mean "this connection is gone", not "this query is wrong".
-CR_SERVER_GONE_ERROR = 2006  # raised while sending: the statement never reached the server
-CR_SERVER_LOST = 2013  # raised while reading: the statement may or may not have run
+# The two that pymysql.constants lacks are named here.
+ER_CONNECTION_KILLED = 1927  # MariaDB: the server killed the connection
+ER_CLIENT_INTERACTION_TIMEOUT = 4031  # MySQL 8: wait_timeout closed the idle connection
 _CONNECTION_LOST = {
     0,  # InterfaceError(0, "") on a connection PyMySQL already closed
-    1053,  # ER_SERVER_SHUTDOWN
-    1927,  # MariaDB ER_CONNECTION_KILLED
-    CR_SERVER_GONE_ERROR,
-    CR_SERVER_LOST,
-    2055,  # CR_SERVER_LOST_EXTENDED
-    4031,  # MySQL 8 ER_CLIENT_INTERACTION_TIMEOUT (wait_timeout)
+    ER.SERVER_SHUTDOWN,
+    ER_CONNECTION_KILLED,
+    CR.CR_SERVER_GONE_ERROR,  # raised while sending: the statement never reached the server
+    CR.CR_SERVER_LOST,  # raised while reading: the statement may or may not have run
+    CR.CR_SERVER_LOST_EXTENDED,
+    ER_CLIENT_INTERACTION_TIMEOUT,
 }
 
 Observer = Callable[[str, float], None]
@@ -85,11 +87,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, pymysql.err.MySQLError) and len(exc.args) >= 2:
         return f"({exc.args[0]}) {exc.args[1]}"
     return str(exc) or type(exc).__name__
-
-
-# The statement lost a lock conflict and was rolled back: a 503, and the client may try again.
-ER_LOCK_WAIT_TIMEOUT = 1205
-ER_LOCK_DEADLOCK = 1213
 
 
 def _errno(exc: pymysql.err.MySQLError) -> int | None:
@@ -283,11 +280,11 @@ class Database:
                         # or wait twice: a read, or a write that never left; never after a
                         # timeout, and never when the connection was brand new (the server is
                         # really down).
-                        retry = (fetch or code == CR_SERVER_GONE_ERROR) and not _timed_out(exc)
+                        retry = (fetch or code == CR.CR_SERVER_GONE_ERROR) and not _timed_out(exc)
                         if attempt == 1 and not fresh and retry:
                             continue
                         raise DatabaseUnavailable(describe(exc)) from exc
-                    if code in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT):
+                    if code in (ER.LOCK_DEADLOCK, ER.LOCK_WAIT_TIMEOUT):  # rolled back: retryable
                         raise DatabaseUnavailable(describe(exc)) from exc
                     raise
                 except pymysql.err.MySQLError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
 from gunicorn import glogging
@@ -63,8 +62,7 @@ proc_name = "users-service"
 
 def on_starting(server: Any) -> None:
     """Wipe the metrics of earlier runs: stale per-PID files would be summed into /metrics."""
-    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    for entry in directory.iterdir():
+    for entry in _settings.metrics_dir.iterdir():
         if entry.is_dir():
             shutil.rmtree(entry)
         else:

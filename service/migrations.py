@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pymysql
+from pymysql.constants import ER
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 LOCK_TIMEOUT_SECONDS = 300
@@ -145,7 +146,7 @@ def status(conn: pymysql.Connection, known: tuple[Migration, ...]) -> Status:
         try:
             applied = _applied(cursor)
         except pymysql.err.ProgrammingError as exc:
-            if exc.args[0] != 1146:  # ER_NO_SUCH_TABLE: nothing migrated yet
+            if exc.args[0] != ER.NO_SUCH_TABLE:  # nothing migrated yet
                 raise
             applied = {}
     clean = [v for v, row in applied.items() if not row.dirty]

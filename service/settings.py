@@ -75,6 +75,7 @@ class Settings:
     pool_size: int
     pool_timeout: float
     metrics_dir: Path
+    multiprocess_metrics: bool  # PROMETHEUS_MULTIPROC_DIR is set: workers share metric files
     worker_tmp_dir: Path
     app_version: str
     git_sha: str
@@ -210,6 +211,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         pool_timeout=read.seconds("DATABASE_POOL_TIMEOUT", 5, high=60),
         # tmpfs/emptyDir paths, the only places the web process writes
         metrics_dir=Path(read.string("PROMETHEUS_MULTIPROC_DIR", "/tmp/service-metrics")),  # noqa: S108
+        multiprocess_metrics="PROMETHEUS_MULTIPROC_DIR" in environ,
         worker_tmp_dir=Path(read.string("WORKER_TMP_DIR", "/dev/shm")),  # noqa: S108
         app_version=read.string("APP_VERSION", "unknown"),
         git_sha=read.string("GIT_SHA", "unknown"),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pymysql
 from flask import Blueprint, Response, current_app, jsonify, request
+from pymysql.constants import ER
 from werkzeug.exceptions import NotFound
 
 from service.db import get_db
@@ -18,7 +19,6 @@ from service.validation import parse_json_object, parse_page, read_body, validat
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 COLUMNS = "id, name, email, created_at, updated_at"
-ER_DUP_ENTRY = 1062
 
 
 def _iso(value: dt.datetime) -> str:
@@ -55,7 +55,7 @@ def _unique_email() -> Iterator[None]:
     try:
         yield
     except pymysql.err.IntegrityError as exc:
-        if exc.args[0] != ER_DUP_ENTRY:
+        if exc.args[0] != ER.DUP_ENTRY:
             raise
         raise Conflict("A user with this email already exists.") from None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.service.test_web_process import WebProcess, create_user
+from tests.support.web import WebProcess, create_user
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow

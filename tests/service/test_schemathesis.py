@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.test_web_process import WebProcess
+from tests.support.web import WebProcess
 
 pytestmark = pytest.mark.slow
 

@@ -3,81 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 
 import pymysql
 import pytest
 
 from tests.conftest import free_port, localdb, migrate_env
+from tests.support.web import WebProcess, create_user, metric_value
 
 pytestmark = pytest.mark.slow
-
-
-class WebProcess:
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / "web.log"
-        self.metrics_dir = tmp / "metrics"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MIGRATE_"))}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "web"],
-            env={
-                **clean,
-                **env,
-                "PORT": str(self.port),
-                "WEB_CONCURRENCY": "2",
-                "GRACEFUL_TIMEOUT": "15",
-                "DATABASE_CONNECT_TIMEOUT": "1",
-                "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
-            },
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        self.wait_until_serving()
-
-    def wait_until_serving(self, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"not serving after {timeout} s:\n{self.log.read_text()}")
-
-    def request(
-        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
-    ):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
-        req.add_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            req.add_header(key, value)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return resp.status, resp.headers, resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.headers, err.read()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-    def lines(self) -> list[str]:
-        return self.log.read_text().splitlines()
 
 
 @pytest.fixture
@@ -85,14 +23,6 @@ def web(database, tmp_path) -> Iterator[WebProcess]:
     process = WebProcess(database, tmp_path)
     yield process
     process.stop()
-
-
-def metric_value(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def block_a_worker(
@@ -121,12 +51,6 @@ def block_a_worker(
                 return patch, result
         time.sleep(0.05)
     pytest.fail("the PATCH never reached the database")
-
-
-def create_user(web: WebProcess, email: str) -> int:
-    status, _, body = web.request("POST", "/users", {"name": "Someone", "email": email})
-    assert status == 201
-    return json.loads(body)["id"]
 
 
 def test_metrics_are_summed_across_workers_and_labelled_by_route(web, admin_conn):

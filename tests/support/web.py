@@ -1,0 +1,125 @@
+"""The real web process, `python -m service web` (gunicorn, 2 workers), driven as a black box
+over HTTP on loopback, and the one-off processes of the same package."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import free_port
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any DATABASE_*/MIGRATE_* a developer may have set."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MIGRATE_"))}
+
+
+def run_service(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """A one-off process: `python -m service <args>` with exactly `env` on top of a clean
+    environment, as a Job or `docker run` would start it."""
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env={**clean_environ(), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class WebProcess:
+    """`python -m service web` on a free loopback port: 2 workers, short timeouts, its metrics
+    under `tmp`. stdout goes to `log`; stderr too, unless `separate_stderr` (then `err_log`).
+    `overrides` replace any of these settings; `cwd` is the working directory."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        tmp: Path,
+        *,
+        overrides: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        separate_stderr: bool = False,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        suffix = "" if not (tmp / "web.log").exists() else f"-{self.port}"
+        self.log = tmp / f"web{suffix}.log"
+        self.err_log = tmp / f"web{suffix}.err" if separate_stderr else self.log
+        self.metrics_dir = tmp / f"metrics{suffix}"
+        self.env = {
+            **clean_environ(),
+            **env,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": "2",
+            "GRACEFUL_TIMEOUT": "15",
+            "DATABASE_CONNECT_TIMEOUT": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+            **(overrides or {}),
+        }
+        stdout = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "web"],
+            env=self.env,
+            cwd=cwd,
+            stdout=stdout,
+            stderr=self.err_log.open("wb") if separate_stderr else subprocess.STDOUT,
+        )
+        self.wait_until_serving()
+
+    def wait_until_serving(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if self.request("GET", "/healthz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"not serving after {timeout} s:\n{self.log.read_text()}")
+
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
+        req.add_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            req.add_header(key, value)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers, err.read()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def lines(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+def create_user(web: WebProcess, email: str) -> int:
+    status, _, body = web.request("POST", "/users", {"name": "Someone", "email": email})
+    assert status == 201
+    return json.loads(body)["id"]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
