@@ -9,7 +9,7 @@ export PIP_ROOT_USER_ACTION := ignore
 
 .PHONY: help venv run test test-service test-chart test-container lint format tools lock \
         kind-up deploy kind-down clean bench cluster-build cluster-up cluster-deploy cluster-down \
-        test-cluster
+        test-cluster factors
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test: $(STAMP) tools ## the whole suite: lint, service, chart/skaffold, e2e (ski
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+factors: $(STAMP) tools ## the twelve factors' proofs (docs/twelve-factor.md), then a 12-row pass/fail table
+	$(PY) -m tests.twelve_factor -q
 
 test-service: $(STAMP) ## only the service tests (no tools needed)
 	$(PY) -m pytest tests/service
