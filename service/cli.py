@@ -1,4 +1,5 @@
-"""The process types, one command each: `python -m service web|migrate|check|seed-demo`.
+"""The process types, one command each: `python -m service web|migrate|check|seed-demo`, and
+the helpers the chart runs around them (`wait-for-database`, `sleep`, `copy-source`, `smoke`).
 
 Each command builds the settings from the environment first; a missing or malformed variable
 ends the process with one log line naming it and exit code 2 (in about 0.2 s), before any
@@ -10,15 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import click
 import pymysql
 
-from service import db, migrations
+from service import admin, db, migrations
 from service.logs import configure_logging
-from service.settings import ConfigError, Settings, load_settings
+from service.settings import ConfigError, Settings, load_endpoint, load_settings
 
 log = logging.getLogger("service")
 
@@ -96,19 +99,80 @@ def migrate() -> None:
     _with_database(run)
 
 
+class _Schema:
+    """The schema check of `check`: `reason()` is None when the database answers and the
+    schema is current (then `version` holds the version found), else why not."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.version = 0
+
+    def reason(self) -> str | None:
+        timeout = self.settings.readiness_timeout * 2
+        try:
+            with db.short_connection(self.settings.database, timeout) as conn:
+                status = migrations.status(conn, migrations.load_migrations())
+        except db.DatabaseUnavailable as exc:
+            return f"database unavailable: {exc}"
+        self.version = status.current
+        return None if status.ok else f"not ready: {status.reason()}"
+
+
 @main.command()
-def check() -> None:
+@click.option("--wait", is_flag=True, help="Retry until ready instead of failing.")
+@click.option(
+    "--interval", default=5.0, show_default=True, type=click.FloatRange(0.1, 300), help="Seconds."
+)
+def check(wait: bool, interval: float) -> None:
     """Exit 0 when config is valid, the database answers and the schema is current."""
-    settings = _settings()
+    schema = _Schema(_settings())
+    try:
+        if wait:  # the web pod's init container: held until the migration Job is done
+            admin.wait_for_schema(schema.reason, interval)
+        elif (reason := schema.reason()) is not None:
+            _fail(reason, EXIT_FAILURE)
+    except ConfigError as exc:  # e.g. a password file that vanished
+        _fail(f"config error: {exc}", EXIT_CONFIG)
+    log.info("ready", extra={"schema_version": schema.version})
 
-    def run() -> None:
-        with db.short_connection(settings.database, settings.readiness_timeout * 2) as conn:
-            status = migrations.status(conn, migrations.load_migrations())
-        if not status.ok:
-            _fail(f"not ready: {status.reason()}", EXIT_FAILURE)
-        log.info("ready", extra={"schema_version": status.current})
 
-    _with_database(run)
+@main.command("wait-for-database")
+@click.option(
+    "--interval", default=2.0, show_default=True, type=click.FloatRange(0.1, 300), help="Seconds."
+)
+def wait_for_database(interval: float) -> None:
+    """Return once DATABASE_HOST:DATABASE_PORT accepts TCP connections (needs no credentials)."""
+    configure_logging("INFO")
+    try:
+        host, port = load_endpoint(os.environ)
+    except ConfigError as exc:
+        _fail(f"config error: {exc}", EXIT_CONFIG)
+    admin.wait_for_tcp(host, port, interval)
+
+
+@main.command()
+@click.argument("seconds", type=click.IntRange(0, 3600))
+def sleep(seconds: int) -> None:
+    """Sleep SECONDS: the pod's preStop drain where the native sleep action is not available."""
+    time.sleep(seconds)
+
+
+@main.command("copy-source")
+@click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def copy_source(target: Path) -> None:
+    """Copy this service package into TARGET (web.reload: the emptyDir skaffold syncs into)."""
+    configure_logging("INFO")
+    copied = admin.copy_entries(Path(__file__).resolve().parent, target)
+    log.info("source copied", extra={"target": str(target), "entries": copied})
+
+
+@main.command()
+@click.argument("base_url")
+def smoke(base_url: str) -> None:
+    """GET /readyz and /users under BASE_URL (helm test): exit 0 when both answer 200."""
+    configure_logging("INFO")
+    if (reason := admin.smoke(base_url.rstrip("/"))) is not None:
+        _fail(f"smoke test failed: {reason}", EXIT_FAILURE)
 
 
 @main.command("seed-demo")

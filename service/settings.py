@@ -163,13 +163,24 @@ class _Reader:
         raise ConfigError(f"{name} (or {name}_FILE) is not set")
 
 
-def _database(read: _Reader) -> DatabaseSettings:
+def _endpoint(read: _Reader) -> tuple[str, int]:
     host = read.required("DATABASE_HOST")
     if not _HOST.match(host):
         raise ConfigError("DATABASE_HOST is not a valid host name or address")
+    return host, read.integer("DATABASE_PORT", 3306, 1, 65535)
+
+
+def load_endpoint(environ: Mapping[str, str]) -> tuple[str, int]:
+    """Only the database's host and port: for a process that waits for the server to listen
+    before anything else (the migration Job's init container has no credentials)."""
+    return _endpoint(_Reader(environ))
+
+
+def _database(read: _Reader) -> DatabaseSettings:
+    host, port = _endpoint(read)
     return DatabaseSettings(
         host=host,
-        port=read.integer("DATABASE_PORT", 3306, 1, 65535),
+        port=port,
         user=read.required("DATABASE_USER"),
         password=read.secret("DATABASE_PASSWORD"),
         name=read.required("DATABASE_NAME"),

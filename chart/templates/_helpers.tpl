@@ -192,8 +192,8 @@ imagePullSecrets:
 {{- end -}}
 
 {{/* The native preStop `sleep` action is alpha (feature gate off) in 1.29 and beta, on by default,
-     from 1.30; on 1.29 the API server would drop the field and reject the empty handler. `exec` uses
-     python (the only binary the process contract guarantees in the image). */}}
+     from 1.30; on 1.29 the API server would drop the field and reject the empty handler. `exec` runs
+     the image's own `python -m service sleep` (python is the only binary the image guarantees). */}}
 {{- define "users-service.preStop" -}}
 {{- $action := .Values.shutdown.preStopAction -}}
 {{- if eq $action "auto" -}}
@@ -204,10 +204,7 @@ sleep:
   seconds: {{ .Values.shutdown.drainSeconds }}
 {{- else -}}
 exec:
-  command:
-    - python
-    - -c
-    - import time; time.sleep({{ .Values.shutdown.drainSeconds }})
+  command: ["python", "-m", "service", "sleep", {{ .Values.shutdown.drainSeconds | quote }}]
 {{- end -}}
 {{- end -}}
 
@@ -361,29 +358,13 @@ annotations:
 {{- end }}
 {{- end -}}
 
-{{/* The wait loops only need python, which the image is guaranteed to have (no shell assumed). */}}
+{{/* The init containers' commands: subcommands of the service (service/admin.py), no shell. */}}
 {{- define "users-service.waitForSchemaCommand" -}}
-- python
-- -c
-- |
-  import subprocess, sys, time
-  while subprocess.run([sys.executable, "-m", "service", "check"]).returncode != 0:
-      time.sleep({{ .Values.probes.startup.periodSeconds }})
+["python", "-m", "service", "check", "--wait", "--interval", {{ .Values.probes.startup.periodSeconds | quote }}]
 {{- end -}}
 
 {{- define "users-service.waitForDatabaseCommand" -}}
-- python
-- -c
-- |
-  import os, socket, sys, time
-  host, port = os.environ["DATABASE_HOST"], int(os.environ.get("DATABASE_PORT", "3306"))
-  while True:
-      try:
-          socket.create_connection((host, port), timeout=3).close()
-          sys.exit(0)
-      except OSError as exc:
-          print(f"waiting for database {host}:{port}: {exc}", flush=True)
-          time.sleep(2)
+["python", "-m", "service", "wait-for-database", "--interval", "2"]
 {{- end -}}
 
 {{/* ConfigMap data; also hashed into checksum/config and the migration Job name. */}}

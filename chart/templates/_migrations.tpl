@@ -54,8 +54,7 @@ spec:
     - name: wait-for-database
       image: {{ include "users-service.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
-      command:
-        {{- include "users-service.waitForDatabaseCommand" . | nindent 8 }}
+      command: {{ include "users-service.waitForDatabaseCommand" . }}
       envFrom:
         - configMapRef:
             name: {{ include "users-service.migrations.configMapName" . }}

@@ -197,9 +197,8 @@ def test_web_reload_sets_web_reload_and_gives_skaffold_a_writable_code_dir() -> 
     spec = rendered.deployment["spec"]["template"]["spec"]
     copy = spec["initContainers"][0]
     assert copy["name"] == "copy-source"
-    # entry by entry into the emptyDir (its root is not the container user's): see deployment.yaml
-    assert 'os.scandir("/app/service")' in copy["command"][2]
-    assert 'os.path.join("/source", entry.name)' in copy["command"][2]
+    # entry by entry into the emptyDir (its root is not the container user's): service/admin.py
+    assert copy["command"] == ["python", "-m", "service", "copy-source", "/source"]
     mounts = {m["mountPath"]: m["name"] for m in web_container(rendered)["volumeMounts"]}
     assert "emptyDir" in volumes_by_name(spec)[mounts["/app/service"]]
     assert web_container(rendered)["securityContext"]["readOnlyRootFilesystem"] is True
@@ -217,10 +216,10 @@ def test_grace_period_covers_prestop_plus_graceful_timeout(
         spec = rendered.deployment["spec"]["template"]["spec"]
         pre_stop = spec["containers"][0]["lifecycle"]["preStop"]
         if kube_version < "1.30":
-            # the native sleep action is feature-gated off in 1.29: python's time.sleep instead
+            # the native sleep action is feature-gated off in 1.29: the service's sleep instead
             command = pre_stop["exec"]["command"]
-            assert command[:2] == ["python", "-c"]
-            drain = int(command[2].split("sleep(")[1].rstrip(")"))
+            assert command[:4] == ["python", "-m", "service", "sleep"]
+            drain = int(command[4])
         else:
             drain = pre_stop["sleep"]["seconds"]
         graceful = int(config(rendered)["GRACEFUL_TIMEOUT"])
@@ -241,7 +240,7 @@ def test_shutdown_timing_derives_from_the_shutdown_values() -> None:
 def test_prestop_action_can_be_forced_to_exec_on_newer_clusters() -> None:
     rendered = render("--set", "shutdown.preStopAction=exec")
     pre_stop = web_container(rendered)["lifecycle"]["preStop"]
-    assert pre_stop == {"exec": {"command": ["python", "-c", "import time; time.sleep(10)"]}}
+    assert pre_stop == {"exec": {"command": ["python", "-m", "service", "sleep", "10"]}}
 
 
 @pytest.mark.parametrize("action", ["auto", "sleep", "exec"])
@@ -318,8 +317,7 @@ def test_web_pods_wait_for_the_schema_with_the_check_process(scenario: Rendered)
     spec = scenario.deployment["spec"]["template"]["spec"]
     [init] = [c for c in spec["initContainers"] if c["name"] == "wait-for-schema"]
     assert init["image"] == web_container(scenario)["image"]
-    assert init["command"][:2] == ["python", "-c"]
-    assert '"-m", "service", "check"' in init["command"][2]
+    assert init["command"][:5] == ["python", "-m", "service", "check", "--wait"]
     assert init["envFrom"] == web_container(scenario)["envFrom"]
 
 
@@ -535,7 +533,7 @@ def test_service_port_is_a_value() -> None:
     rendered = render("--set", "service.port=8080")
     service = rendered.named("Service", rendered.deployment["metadata"]["name"])
     assert service["spec"]["ports"][0]["port"] == 8080
-    assert rendered.one("Pod", "test")["spec"]["containers"][0]["command"][3].endswith(":8080")
+    assert rendered.one("Pod", "test")["spec"]["containers"][0]["args"][1].endswith(":8080")
 
 
 def test_node_port_is_set_only_with_a_node_port_service() -> None:
@@ -641,9 +639,8 @@ def test_helm_test_pod_calls_readyz_and_users_through_the_service(default: Rende
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     [container] = pod["spec"]["containers"]
     assert container["image"] == web_container(default)["image"]
-    assert container["command"][:2] == ["python", "-c"]
-    assert '"/readyz", "/users"' in container["command"][2]
-    assert container["command"][3] == "http://users-users-service:80"
+    assert "command" not in container  # the image's ENTRYPOINT `python -m service`
+    assert container["args"] == ["smoke", "http://users-users-service:80"]
     assert render("--set", "helmTest.enabled=false").all("Pod") == []
 
 

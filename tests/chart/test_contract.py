@@ -213,14 +213,14 @@ def test_rendered_job_and_deployment_honour_the_process_contract(
         test_container = manifests.one("Pod", "test")["spec"]["containers"][0]
         command = [*argv(test_container)[:-1], f"http://127.0.0.1:{port}"]
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path
+            command, capture_output=True, text=True, timeout=30, check=False, cwd=REPO
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
         # 6. preStop runs (the server keeps serving), then SIGTERM: exit 0 within GRACEFUL_TIMEOUT.
         pre_stop = web["lifecycle"]["preStop"]["exec"]["command"]
         drain_started = time.monotonic()
-        hook = subprocess.Popen([sys.executable, *pre_stop[1:]], cwd=tmp_path)
+        hook = subprocess.Popen([sys.executable, *pre_stop[1:]], cwd=REPO)
         time.sleep(1)
         assert get(port, "/healthz")[0] == 200, "stopped serving during the preStop drain"
         assert hook.wait(timeout=120) == 0

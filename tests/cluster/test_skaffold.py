@@ -534,13 +534,19 @@ def test_copy_source_init_container_seeds_a_root_owned_emptydir_as_uid_10001():
         target.mkdir()
         os.chown(target, 0, 10001)
         target.chmod(0o2777)
-        script = copy["command"][2].replace('"/app/service"', f'"{source}"')
-        script = script.replace('"/source"', f'"{target}"')
-        assert script != copy["command"][2]
+        assert copy["command"] == ["python", "-m", "service", "copy-source", "/source"]
+        # The command's work is service/admin.py's copy_entries (stdlib only): run it as uid 10001
+        # with the system python, which can read neither the repo's venv nor /root.
+        script = (
+            "import importlib.util, pathlib, sys\n"
+            "spec = importlib.util.spec_from_file_location('admin', sys.argv[1])\n"
+            "admin = importlib.util.module_from_spec(spec); spec.loader.exec_module(admin)\n"
+            "admin.copy_entries(pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3]))\n"
+        )
         out = subprocess.run(
             ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups",
-             "/usr/bin/python3", "-c", script], capture_output=True, text=True, timeout=60,
-            check=False,
+             "/usr/bin/python3", "-c", script, str(source / "admin.py"), str(source), str(target)],
+            capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         copied = sorted(p.relative_to(target) for p in target.rglob("*"))

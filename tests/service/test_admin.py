@@ -1,0 +1,110 @@
+"""service/admin.py through its commands: the programs the chart runs around the web process
+(`check --wait`, `wait-for-database`, `sleep`, `copy-source`, `smoke`), as real processes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+from tests.conftest import REPO, free_port, migrate_env
+from tests.support.web import WebProcess, clean_environ, run_service
+
+
+def _events(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _start(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", *args],
+        env={**clean_environ(), **env},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_check_wait_holds_until_the_schema_is_migrated_then_exits_0(fresh_database):
+    waiting = _start("check", "--wait", "--interval", "0.2", env=fresh_database)
+    try:
+        time.sleep(1.5)
+        assert waiting.poll() is None, "check --wait gave up before the migration ran"
+        migrate_env(fresh_database)
+        output, _ = waiting.communicate(timeout=20)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0
+    messages = [e["message"] for e in _events(output)]
+    assert messages[0] == "waiting for the schema"
+    assert messages[-1] == "ready"
+
+
+def test_wait_for_database_needs_only_host_and_port_and_returns_once_it_listens():
+    port = free_port()
+    env = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": str(port)}  # no user, no password
+    waiting = _start("wait-for-database", "--interval", "0.2", env=env)
+    listener = socket.socket()
+    try:
+        time.sleep(1.0)
+        assert waiting.poll() is None, "returned before anything listened"
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        output, _ = waiting.communicate(timeout=20)
+    finally:
+        waiting.kill()
+        listener.close()
+    assert waiting.returncode == 0
+    events = _events(output)
+    assert events[0]["message"] == "waiting for the database"
+    assert events[-1] == events[-1] | {"message": "database listening", "port": port}
+
+
+def test_wait_for_database_names_a_malformed_port_and_exits_2():
+    done = run_service("wait-for-database", env={"DATABASE_HOST": "db", "DATABASE_PORT": "x"})
+    assert done.returncode == 2
+    [event] = _events(done.stdout)
+    assert "DATABASE_PORT" in event["message"]
+
+
+def test_sleep_waits_the_given_seconds_and_exits_0():
+    started = time.monotonic()
+    assert run_service("sleep", "1", env={}).returncode == 0
+    assert time.monotonic() - started >= 1
+
+
+def test_copy_source_copies_the_package_into_a_directory_without_touching_its_root(tmp_path):
+    target = tmp_path / "source"
+    target.mkdir(mode=0o700)  # like an emptyDir's root: not the package's mode
+    done = run_service("copy-source", str(target), env={})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for module in (REPO / "service").glob("*.py"):
+        assert (target / module.name).read_bytes() == module.read_bytes()
+    assert (target / "migrations").is_dir()
+    assert target.stat().st_mode & 0o777 == 0o700
+
+
+def test_smoke_passes_against_a_serving_web_process(database, tmp_path):
+    web = WebProcess(database, tmp_path)
+    try:
+        done = run_service("smoke", web.url, env={})
+    finally:
+        web.stop()
+    assert done.returncode == 0, done.stdout
+    assert [e["path"] for e in _events(done.stdout) if e["message"] == "answered"] == [
+        "/readyz",
+        "/users",
+    ]
+
+
+def test_smoke_fails_naming_the_path_that_is_not_ready(fresh_database, tmp_path):
+    web = WebProcess(fresh_database, tmp_path)  # not migrated: /readyz answers 503
+    try:
+        done = run_service("smoke", web.url, env={})
+    finally:
+        web.stop()
+    assert done.returncode == 1
+    assert _events(done.stdout)[-1]["message"].startswith("smoke test failed: /readyz: 503")
