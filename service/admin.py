@@ -4,7 +4,7 @@
 - `wait_for_schema`: the web pod's init container holds it back until `check` passes;
 - `wait_for_tcp`: the migration Job's init container waits for the database to listen;
 - `copy_entries`: with web.reload, the code is copied into a writable emptyDir for file sync;
-- `smoke`: `helm test` calls /readyz and /users through the Service.
+- `smoke`: `helm test` and skaffold's verify step call /readyz and /users through the Service.
 
 Each logs one JSON line per attempt (service/logs.py) and returns; the retry bounds are the
 callers' (Kubernetes deadlines, or the arguments).
@@ -65,10 +65,14 @@ def copy_entries(source: Path, target: Path) -> int:
     return count
 
 
-def smoke(base_url: str, deadline_s: float = 60.0, interval: float = 2.0) -> str | None:
+def smoke(
+    base_url: str, deadline_s: float = 60.0, interval: float = 2.0, *, until_ready: bool = False
+) -> str | None:
     """GET /readyz and /users under base_url: None when both answer 200 and /users has an
     items list, else the reason. A connection that cannot be made yet (a NetworkPolicy
-    controller admits a new pod a moment after it starts) is retried until `deadline_s`."""
+    controller admits a new pod a moment after it starts) is retried until `deadline_s`; with
+    `until_ready` an error status is retried too (skaffold's verify step runs while the
+    release may still be rolling out), otherwise it fails at once (`helm test`)."""
     deadline = time.monotonic() + deadline_s
     body: object = None
     for path in ("/readyz", "/users"):
@@ -78,13 +82,21 @@ def smoke(base_url: str, deadline_s: float = 60.0, interval: float = 2.0) -> str
                     status, body = response.status, json.load(response)
                 break
             except urllib.error.HTTPError as exc:
-                return f"{path}: {exc.code} {exc.reason}"
+                if not until_ready or time.monotonic() > deadline:
+                    return f"{path}: {exc.code} {exc.reason}"
+                error = f"{exc.code} {exc.reason}"
             except OSError as exc:
                 if time.monotonic() > deadline:
                     return f"{path}: {exc}"
-                log.info("not reachable yet", extra={"path": path, "error": str(exc)})
-                time.sleep(interval)
-        log.info("answered", extra={"path": path, "status": status})
+                error = str(exc)
+            log.info("not ready yet", extra={"path": path, "error": error})
+            time.sleep(interval)
+        extra: dict[str, object] = {"path": path, "status": status}
+        if isinstance(body, dict) and path == "/readyz":
+            extra["state"] = body.get("status")
+        if isinstance(body, dict) and isinstance(body.get("items"), list):
+            extra["items"] = len(body["items"])
+        log.info("answered", extra=extra)
         if status != 200:
             return f"{path}: {status}"
     if not isinstance(body, dict) or "items" not in body:

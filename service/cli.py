@@ -168,10 +168,21 @@ def copy_source(target: Path) -> None:
 
 @main.command()
 @click.argument("base_url")
-def smoke(base_url: str) -> None:
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(1, 3600),
+    help="Retry error statuses too, for up to this many seconds (default: fail at once).",
+)
+def smoke(base_url: str, wait_s: float | None) -> None:
     """GET /readyz and /users under BASE_URL (helm test): exit 0 when both answer 200."""
     configure_logging("INFO")
-    if (reason := admin.smoke(base_url.rstrip("/"))) is not None:
+    url = base_url.rstrip("/")
+    if wait_s is None:
+        reason = admin.smoke(url)
+    else:
+        reason = admin.smoke(url, deadline_s=wait_s, until_ready=True)
+    if reason is not None:
         _fail(f"smoke test failed: {reason}", EXIT_FAILURE)
 
 

@@ -108,3 +108,24 @@ def test_smoke_fails_naming_the_path_that_is_not_ready(fresh_database, tmp_path)
         web.stop()
     assert done.returncode == 1
     assert _events(done.stdout)[-1]["message"].startswith("smoke test failed: /readyz: 503")
+
+
+def test_smoke_wait_retries_until_the_release_is_ready(fresh_database, tmp_path):
+    web = WebProcess(fresh_database, tmp_path)  # /readyz 503 until the schema is migrated
+    try:
+        smoking = _start("smoke", "--wait", "60", web.url, env={})
+        try:
+            time.sleep(3)
+            assert smoking.poll() is None, "smoke --wait gave up on a 503"
+            migrate_env(fresh_database)
+            output, _ = smoking.communicate(timeout=30)
+        finally:
+            smoking.kill()
+    finally:
+        web.stop()
+    assert smoking.returncode == 0, output
+    events = _events(output)
+    assert events[0] == events[0] | {"message": "not ready yet", "path": "/readyz"}
+    answered = [e for e in events if e["message"] == "answered"]
+    assert answered[0] | {"path": "/readyz", "status": 200, "state": "ready"} == answered[0]
+    assert answered[1] | {"path": "/users", "status": 200, "items": 0} == answered[1]
