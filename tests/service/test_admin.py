@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from tests.conftest import REPO, free_port, migrate_env
 from tests.support.web import WebProcess, clean_environ, run_service
@@ -17,8 +18,12 @@ def _events(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def _start(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
+def held_until(
+    release: Callable[[], object], *args: str, env: dict[str, str], hold_s: float
+) -> tuple[int, str]:
+    """Start `python -m service <args>`, require it to be still waiting after `hold_s`, call
+    `release` (what it waits for), and return its exit code and output once it ends."""
+    waiting = subprocess.Popen(
         [sys.executable, "-m", "service", *args],
         env={**clean_environ(), **env},
         cwd=REPO,
@@ -26,18 +31,24 @@ def _start(*args: str, env: dict[str, str]) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    try:
+        time.sleep(hold_s)
+        assert waiting.poll() is None, f"{args[0]} stopped waiting before its release"
+        release()
+        output, _ = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    return waiting.returncode, output
 
 
 def test_check_wait_holds_until_the_schema_is_migrated_then_exits_0(fresh_database):
-    waiting = _start("check", "--wait", "--interval", "0.2", env=fresh_database)
-    try:
-        time.sleep(1.5)
-        assert waiting.poll() is None, "check --wait gave up before the migration ran"
-        migrate_env(fresh_database)
-        output, _ = waiting.communicate(timeout=20)
-    finally:
-        waiting.kill()
-    assert waiting.returncode == 0
+    code, output = held_until(
+        lambda: migrate_env(fresh_database),
+        *("check", "--wait", "--interval", "0.2"),
+        env=fresh_database,
+        hold_s=1.5,
+    )
+    assert code == 0, output
     messages = [e["message"] for e in _events(output)]
     assert messages[0] == "waiting for the schema"
     assert messages[-1] == "ready"
@@ -46,18 +57,14 @@ def test_check_wait_holds_until_the_schema_is_migrated_then_exits_0(fresh_databa
 def test_wait_for_database_needs_only_host_and_port_and_returns_once_it_listens():
     port = free_port()
     env = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": str(port)}  # no user, no password
-    waiting = _start("wait-for-database", "--interval", "0.2", env=env)
-    listener = socket.socket()
-    try:
-        time.sleep(1.0)
-        assert waiting.poll() is None, "returned before anything listened"
-        listener.bind(("127.0.0.1", port))
-        listener.listen()
-        output, _ = waiting.communicate(timeout=20)
-    finally:
-        waiting.kill()
-        listener.close()
-    assert waiting.returncode == 0
+    with socket.socket() as listener:
+        code, output = held_until(
+            lambda: (listener.bind(("127.0.0.1", port)), listener.listen()),
+            *("wait-for-database", "--interval", "0.2"),
+            env=env,
+            hold_s=1.0,
+        )
+    assert code == 0, output
     events = _events(output)
     assert events[0]["message"] == "waiting for the database"
     assert events[-1] == events[-1] | {"message": "database listening", "port": port}
@@ -113,17 +120,12 @@ def test_smoke_fails_naming_the_path_that_is_not_ready(fresh_database, tmp_path)
 def test_smoke_wait_retries_until_the_release_is_ready(fresh_database, tmp_path):
     web = WebProcess(fresh_database, tmp_path)  # /readyz 503 until the schema is migrated
     try:
-        smoking = _start("smoke", "--wait", "60", web.url, env={})
-        try:
-            time.sleep(3)
-            assert smoking.poll() is None, "smoke --wait gave up on a 503"
-            migrate_env(fresh_database)
-            output, _ = smoking.communicate(timeout=30)
-        finally:
-            smoking.kill()
+        code, output = held_until(
+            lambda: migrate_env(fresh_database), "smoke", "--wait", "60", web.url, env={}, hold_s=3
+        )
     finally:
         web.stop()
-    assert smoking.returncode == 0, output
+    assert code == 0, output
     events = _events(output)
     assert events[0] == events[0] | {"message": "not ready yet", "path": "/readyz"}
     answered = [e for e in events if e["message"] == "answered"]

@@ -53,10 +53,9 @@ class WebProcess:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        suffix = "" if not (tmp / "web.log").exists() else f"-{self.port}"
-        self.log = tmp / f"web{suffix}.log"
-        self.err_log = tmp / f"web{suffix}.err" if separate_stderr else self.log
-        self.metrics_dir = tmp / f"metrics{suffix}"
+        self.log = tmp / f"web-{self.port}.log"  # by port: several may share one tmp dir
+        self.err_log = tmp / f"web-{self.port}.err" if separate_stderr else self.log
+        self.metrics_dir = tmp / f"metrics-{self.port}"
         self.env = {
             **clean_environ(),
             **env,
