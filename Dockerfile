@@ -1,5 +1,5 @@
 # One immutable image per commit: the web process, the migration Job and every admin command
-# (`docker run IMAGE migrate|check|seed-demo`) run from it. See README.md ("Container image").
+# (`docker run IMAGE migrate|check|seed-demo`) run from it. See docs/container.md.
 #
 # BASE_IMAGE must provide `python3` with the venv module (python:3.12-slim does; so does a Debian
 # bookworm root with python3-venv, which is what `make test-container` builds as a local stand-in

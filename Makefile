@@ -99,7 +99,7 @@ cluster-deploy: $(STAMP) tools ## build the image, import it into the node, helm
 cluster-down: ## stop the local cluster; leaves no process, mount, netns, interface or rule behind
 	$(PYTHON) k8s-dev/cluster/node.py down
 
-test-cluster: $(STAMP) tools ## the cluster tier: up, deploy, the README's Kubernetes paths, e2e, down (root)
+test-cluster: $(STAMP) tools ## the cluster tier: up, deploy, docs/kubernetes.md's paths, e2e, down (root)
 	k8s-dev/cluster/test-cluster.sh
 
 clean: ## remove virtualenvs, tools and local data

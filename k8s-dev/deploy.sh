@@ -44,7 +44,7 @@ echo "k8s-dev: helm upgrade --install $RELEASE (context $KUBE_CONTEXT, namespace
   --set image.repository="$IMAGE_REPO" --set image.tag="$tag" \
   --wait --timeout 5m ${HELM_EXTRA_ARGS:-}
 
-deployment=$(chart_deployment_name)
+deployment=$(web_deployment_name)
 "$KUBECTL" --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=2m
 cat <<MSG
 k8s-dev: deployed $image as release '$RELEASE'

@@ -46,10 +46,16 @@ require() {
   return "$missing"
 }
 
-# The web Deployment's name comes from the chart's fullname helper (with release "users":
-# users-users-service). Ask helm instead of guessing: the first Deployment the chart renders.
-chart_deployment_name() {
-  "${HELM:?k8s-dev: no helm runs here}" template "$RELEASE" "$REPO_ROOT/chart" \
-    -f "$REPO_ROOT/chart/values-dev.yaml" -f "$REPO_ROOT/k8s-dev/values-kind.yaml" |
-    awk '/^---/{d=0} /^kind: Deployment$/{d=1} d && /^  name: /{print $2; exit}'
+# The release's web Deployment carries the chart's instance and component labels; its name comes
+# from the chart's fullname helper (release "users": users-users-service). Ask the cluster for it.
+WEB_SELECTOR="app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=web"
+web_deployment_name() {
+  local names
+  names=$("${KUBECTL:?k8s-dev: no kubectl runs here}" --context "$KUBE_CONTEXT" -n "$NAMESPACE" \
+    get deployment -l "$WEB_SELECTOR" -o 'jsonpath={.items[*].metadata.name}') || return 1
+  if [ -z "$names" ] || [ "$names" != "${names%% *}" ]; then
+    echo "k8s-dev: expected one Deployment labelled $WEB_SELECTOR in namespace $NAMESPACE, found: ${names:-none}" >&2
+    return 1
+  fi
+  echo "$names"
 }

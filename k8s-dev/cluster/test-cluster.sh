@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test-cluster: the cluster tier. Builds (cached) and starts the local node, deploys the
-# development install as the README writes it, runs tests/cluster (the README's Kubernetes paths)
+# development install as docs/kubernetes.md writes it, runs tests/cluster (its Kubernetes paths)
 # and tests/e2e against it, then tears the node down and fails if anything was left behind.
 # Needs root. Prints each step's time.
 set -euo pipefail

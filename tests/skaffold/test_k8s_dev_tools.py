@@ -75,19 +75,20 @@ def kind_up(scratch: Path) -> subprocess.CompletedProcess:
     return run(scratch, "k8s-dev/kind-up.sh")
 
 
-DEPLOYMENT = "kind: Deployment\n  name: {}"
+def chosen_helm(scratch: Path) -> subprocess.CompletedProcess:
+    return run(scratch, 'source k8s-dev/lib.sh && echo "$HELM"')
 
 
-def deployment_name(scratch: Path) -> subprocess.CompletedProcess:
-    return run(scratch, "source k8s-dev/lib.sh && chart_deployment_name")
+def web_deployment_name(scratch: Path) -> subprocess.CompletedProcess:
+    return run(scratch, "source k8s-dev/lib.sh && web_deployment_name")
 
 
 def test_a_working_helm_and_kubectl_on_path_win_over_the_tools_ones(scratch: Path) -> None:
-    fake(scratch / "path", "helm", output=DEPLOYMENT.format("from-path"))
-    fake(scratch / "repo/.tools/bin", "helm", output=DEPLOYMENT.format("from-tools"))
-    out = deployment_name(scratch)
+    fake(scratch / "path", "helm")
+    fake(scratch / "repo/.tools/bin", "helm")
+    out = chosen_helm(scratch)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "from-path"
+    assert out.stdout.strip() == str(scratch / "path/helm")
 
     fake(scratch / "path", "kubectl")
     fake(scratch / "repo/.tools/bin", "kubectl")
@@ -100,10 +101,10 @@ def test_a_working_helm_and_kubectl_on_path_win_over_the_tools_ones(scratch: Pat
 
 def test_the_tools_ones_are_used_when_the_ones_on_path_do_not_run(scratch: Path) -> None:
     fake(scratch / "path", "helm", works=False)
-    fake(scratch / "repo/.tools/bin", "helm", output=DEPLOYMENT.format("from-tools"))
-    out = deployment_name(scratch)
+    fake(scratch / "repo/.tools/bin", "helm")
+    out = chosen_helm(scratch)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "from-tools"
+    assert out.stdout.strip() == str(scratch / "repo/.tools/bin/helm")
 
     fake(scratch / "path", "kubectl", works=False)
     fake(scratch / "repo/.tools/bin", "kubectl")
@@ -129,3 +130,33 @@ def test_without_a_helm_or_kubectl_that_runs_each_gets_one_line_saying_what_to_i
     assert "https://helm.sh/docs/intro/install" in helm
     assert kubectl.startswith("k8s-dev: 'kubectl' not found:")
     assert "https://kubernetes.io/docs/tasks/tools" in kubectl
+
+
+def test_the_web_deployment_name_comes_from_the_cluster_by_the_release_labels(
+    scratch: Path,
+) -> None:
+    fake(scratch / "path", "kubectl", output="users-users-service")
+    out = web_deployment_name(scratch)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "users-users-service"
+    asked = [c for c in calls(scratch) if " get deployment " in c]
+    assert asked == [
+        f"{scratch / 'path/kubectl'} --context kind-users-dev -n default get deployment"
+        " -l app.kubernetes.io/instance=users,app.kubernetes.io/component=web"
+        " -o jsonpath={.items[*].metadata.name}"
+    ], calls(scratch)
+
+
+@pytest.mark.parametrize("found", ["", "a-users-service b-users-service"])
+def test_no_web_deployment_or_more_than_one_is_one_line_naming_the_selector(
+    scratch: Path, found: str
+) -> None:
+    fake(scratch / "path", "kubectl", output=found)
+    out = web_deployment_name(scratch)
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "k8s-dev: expected one Deployment labelled"
+        " app.kubernetes.io/instance=users,app.kubernetes.io/component=web in namespace default,"
+        f" found: {found or 'none'}"
+    ]

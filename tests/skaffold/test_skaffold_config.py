@@ -423,19 +423,24 @@ def test_kind_values_run_the_kind_loaded_image_without_pulling_and_without_hpa()
     assert not find(docs, "HorizontalPodAutoscaler"), "an HPA would undo `kubectl scale`"
 
 
-def test_deploy_script_finds_the_deployment_name_the_readme_scales():
-    tool("helm")
+def test_the_deploy_scripts_selector_picks_exactly_the_web_deployment_the_readme_scales():
     out = subprocess.run(
-        ["bash", "-c", "source k8s-dev/lib.sh && chart_deployment_name"],
+        ["bash", "-c", 'source k8s-dev/lib.sh && echo "$WEB_SELECTOR"'],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+        env={**os.environ, "RELEASE": RELEASE},
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"{RELEASE}-users-service"
+    selector = dict(pair.split("=", 1) for pair in out.stdout.strip().split(","))
+    selected = [
+        d["metadata"]["name"]
+        for d in find(kind_render(), "Deployment")
+        if selector.items() <= d["metadata"]["labels"].items()
+    ]
+    assert selected == [f"{RELEASE}-users-service"]
     readme = (REPO / "k8s-dev/README.md").read_text()
     assert f"deployment/{RELEASE}-users-service --replicas=3" in readme
 
