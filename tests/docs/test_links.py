@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#+ (.+)$", re.M)
+FENCE = re.compile(r"^```.*?^```", re.M | re.S)
 
 
 def anchor(heading: str) -> str:
@@ -31,7 +32,8 @@ def test_every_relative_link_names_an_existing_file_and_heading(page: Path) -> N
         file = (page.parent / path).resolve() if path else page
         assert file.exists(), f"{page.name}: {target} does not exist"
         if fragment and file.suffix == ".md":
-            anchors = {anchor(h) for h in HEADING.findall(file.read_text())}
+            prose = FENCE.sub("", file.read_text())
+            anchors = {anchor(h) for h in HEADING.findall(prose)}
             assert fragment in anchors, f"{page.name}: no heading for #{fragment} in {file.name}"
 
 
