@@ -1,34 +1,33 @@
 """The OpenAPI 3.1 description of the HTTP interface, served at /openapi.json.
 
+The user schemas are built from the field table validation uses (validation.USER_FIELDS), and
+every problem+json answer is described once, in components.responses, and referred to.
 tests/service/test_openapi.py holds it to the implementation: every route and method here
-exists in the app and back, and real responses validate against these schemas."""
+exists in the app and back, real responses validate against these schemas, and the field
+schemas say what the table says."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
 from service.validation import (
-    EMAIL_MAX,
     ID_MAX,
     JSON_DEPTH_MAX,
     LIMIT_DEFAULT,
     LIMIT_MAX,
-    NAME_MAX,
+    REFUSED_IN_WORDS,
+    USER_FIELDS,
+    UserField,
     refused_characters,
 )
 
 bp = Blueprint("openapi", __name__)
 
 PROBLEM = "application/problem+json"
-
-
-def _problem_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
 
 
 def _json(description: str, ref: str) -> dict[str, Any]:
@@ -38,6 +37,55 @@ def _json(description: str, ref: str) -> dict[str, Any]:
     }
 
 
+def _problem(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+# Every problem+json answer an operation documents (service/errors.py, service/health.py, and
+# service/worker.py for what gunicorn's parser refuses), each once; operations refer to them.
+PROBLEM_RESPONSES = {
+    "BadBody": _problem(
+        "The body is not UTF-8, not JSON, nested deeper than "
+        f"{JSON_DEPTH_MAX} levels, or could not be read (malformed chunked framing, a body "
+        "shorter than its Content-Length); the connection is closed after a read failure."
+    ),
+    "BodyTimedOut": _problem("The body did not arrive in time; the connection is closed."),
+    "BodyTooLarge": _problem(
+        "The body is larger than MAX_BODY_BYTES, by its Content-Length or, chunked, by what "
+        "arrived; the connection is closed."
+    ),
+    "UnsupportedMediaType": _problem("Body is not application/json (or another +json type)."),
+    "InvalidBody": _problem("Validation failed; `errors` lists each bad field."),
+    "InvalidQuery": _problem("Bad limit or after (not a whole number in range, or repeated)."),
+    "RequestLineTooLong": _problem(
+        "Request line longer than the server's limit (gunicorn's limit_request_line)."
+    ),
+    "UserNotFound": _problem("No such user."),
+    "EmailTaken": _problem("Email already in use."),
+    "DatabaseUnavailable": _problem(
+        "Database unavailable.",
+        **{
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    ),
+    "NotReady": _problem("Not ready; `detail` says why."),
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
 _ID = {
     "name": "user_id",
     "in": "path",
@@ -45,18 +93,11 @@ _ID = {
     "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX},
 }
 _BODY_ERRORS = {
-    "400": _problem_response(
-        "The body is not UTF-8, not JSON, nested deeper than "
-        f"{JSON_DEPTH_MAX} levels, or could not be read (malformed chunked framing, a body "
-        "shorter than its Content-Length); the connection is closed after a read failure."
-    ),
-    "408": _problem_response("The body did not arrive in time; the connection is closed."),
-    "413": _problem_response(
-        "The body is larger than MAX_BODY_BYTES, by its Content-Length or, chunked, by what "
-        "arrived; the connection is closed."
-    ),
-    "415": _problem_response("Body is not application/json (or another +json type)."),
-    "422": _problem_response("Validation failed; `errors` lists each bad field."),
+    "400": _ref("BadBody"),
+    "408": _ref("BodyTimedOut"),
+    "413": _ref("BodyTooLarge"),
+    "415": _ref("UnsupportedMediaType"),
+    "422": _ref("InvalidBody"),
 }
 # A created user's id feeds the operations on /users/{user_id} (used by stateful testing).
 _USER_LINKS = {
@@ -67,7 +108,63 @@ _USER_LINKS = {
         ("DeleteUser", "deleteUser"),
     )
 }
-_UNAVAILABLE = {"503": _problem_response("Database unavailable.")}
+_UNAVAILABLE = {"503": _ref("DatabaseUnavailable")}
+
+
+def field_schema(field: UserField) -> dict[str, Any]:
+    """The JSON Schema of one user field: every limit of the table that JSON Schema can state,
+    the rest (a `shape`, trimming) in words."""
+    schema: dict[str, Any] = {"type": "string", "maxLength": field.max_length}
+    if field.min_length:
+        schema["minLength"] = field.min_length
+    if field.pattern is not None:
+        schema["pattern"] = field.pattern
+    if field.format is not None:
+        schema["format"] = field.format
+    # exactly the characters the field's rule refuses (see refused_characters)
+    schema["not"] = {"pattern": refused_characters(strict=field.strict)}
+    length = f"At most {field.max_length} characters as sent"
+    if field.min_length:
+        length = f"{field.min_length} to {field.max_length} characters as sent"
+    words = [f"{length}.", field.description]
+    if not field.strict:  # a strict field refuses all white space: nothing to trim
+        words.append("Surrounding white space is trimmed before storing.")
+    schema["description"] = " ".join([*words, REFUSED_IN_WORDS[field.strict]])
+    return schema
+
+
+def user_schemas(fields: Sequence[UserField]) -> dict[str, dict[str, Any]]:
+    """NewUser (a create), UserPatch (an update) and User (what is answered), from the table."""
+    properties = {field.name: field_schema(field) for field in fields}
+    new = {
+        field.name: properties[field.name] | ({} if field.required else {"default": field.default})
+        for field in fields
+    }
+    return {
+        "NewUser": {
+            "type": "object",
+            "properties": new,
+            "required": [field.name for field in fields if field.required],
+            "additionalProperties": False,
+        },
+        "UserPatch": {
+            "type": "object",
+            "properties": properties,
+            "minProperties": 1,
+            "additionalProperties": False,
+        },
+        "User": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                **properties,
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+            "required": ["id", *properties, "created_at", "updated_at"],
+            "additionalProperties": False,
+        },
+    }
 
 
 def _page_parameter(name: str, minimum: int, default: int, description: str) -> dict[str, Any]:
@@ -79,35 +176,10 @@ def _page_parameter(name: str, minimum: int, default: int, description: str) -> 
     }
 
 
-def document(version: str) -> dict[str, Any]:
-    user_fields = {
-        "name": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": NAME_MAX,
-            "pattern": "\\S",
-            "not": {"pattern": refused_characters(strict=False)},
-            "description": (
-                f"At most {NAME_MAX} characters as sent, not only white space (which is "
-                "trimmed before storing). No control characters, lone surrogates, line or "
-                "paragraph separators, or invisible format characters (Unicode Cf) other than "
-                "ZWNJ, ZWJ and emoji tag characters."
-            ),
-        },
-        "email": {
-            "type": "string",
-            "format": "email",
-            "maxLength": EMAIL_MAX,
-            "not": {"pattern": refused_characters(strict=True)},
-            "description": (
-                "local@domain: a local part of 1-64 characters without white space or '@', a "
-                "dotted domain of letters, digits and inner hyphens (non-ASCII letters are "
-                "accepted: internationalised addresses). No control, format, private-use or "
-                "unassigned characters. Unique, compared case-insensitively."
-            ),
-        },
-    }
-    return {
+def document(version: str, fields: Sequence[UserField] = USER_FIELDS) -> dict[str, Any]:
+    """The whole document, a fresh copy each time (the parts shared between operations are
+    module constants); `fields` is the user field table it describes."""
+    spec = {
         "openapi": "3.1.0",
         "info": {"title": "users-service", "version": version},
         "paths": {
@@ -125,13 +197,8 @@ def document(version: str) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _json("A page of users, by id.", "UserPage"),
-                        "414": _problem_response(
-                            "Request line longer than the server's limit (gunicorn's "
-                            "limit_request_line)."
-                        ),
-                        "422": _problem_response(
-                            "Bad limit or after (not a whole number in range, or repeated)."
-                        ),
+                        "414": _ref("RequestLineTooLong"),
+                        "422": _ref("InvalidQuery"),
                         **_UNAVAILABLE,
                     },
                 },
@@ -142,7 +209,7 @@ def document(version: str) -> dict[str, Any]:
                         "content": {
                             "application/json": {
                                 "schema": {"$ref": "#/components/schemas/NewUser"},
-                                "example": {"name": "Ada Lovelace", "email": "ada@example.com"},
+                                "example": {field.name: field.example for field in fields},
                             }
                         },
                     },
@@ -153,7 +220,7 @@ def document(version: str) -> dict[str, Any]:
                             "links": _USER_LINKS,
                         },
                         **_BODY_ERRORS,
-                        "409": _problem_response("Email already in use."),
+                        "409": _ref("EmailTaken"),
                         **_UNAVAILABLE,
                     },
                 },
@@ -164,7 +231,7 @@ def document(version: str) -> dict[str, Any]:
                     "operationId": "getUser",
                     "responses": {
                         "200": _json("The user.", "User"),
-                        "404": _problem_response("No such user."),
+                        "404": _ref("UserNotFound"),
                         **_UNAVAILABLE,
                     },
                 },
@@ -180,8 +247,8 @@ def document(version: str) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json("The updated user.", "User"),
-                        "404": _problem_response("No such user."),
-                        "409": _problem_response("Email already in use."),
+                        "404": _ref("UserNotFound"),
+                        "409": _ref("EmailTaken"),
                         **_BODY_ERRORS,
                         **_UNAVAILABLE,
                     },
@@ -190,7 +257,7 @@ def document(version: str) -> dict[str, Any]:
                     "operationId": "deleteUser",
                     "responses": {
                         "204": {"description": "Deleted."},
-                        "404": _problem_response("No such user."),
+                        "404": _ref("UserNotFound"),
                         **_UNAVAILABLE,
                     },
                 },
@@ -206,7 +273,7 @@ def document(version: str) -> dict[str, Any]:
                     "operationId": "readiness",
                     "responses": {
                         "200": _json("Database reachable, schema current.", "Status"),
-                        "503": _problem_response("Not ready; `detail` says why."),
+                        "503": _ref("NotReady"),
                     },
                 }
             },
@@ -240,30 +307,9 @@ def document(version: str) -> dict[str, Any]:
             },
         },
         "components": {
+            "responses": PROBLEM_RESPONSES,
             "schemas": {
-                "NewUser": {
-                    "type": "object",
-                    "properties": user_fields,
-                    "required": ["name", "email"],
-                    "additionalProperties": False,
-                },
-                "UserPatch": {
-                    "type": "object",
-                    "properties": user_fields,
-                    "minProperties": 1,
-                    "additionalProperties": False,
-                },
-                "User": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        **user_fields,
-                        "created_at": {"type": "string", "format": "date-time"},
-                        "updated_at": {"type": "string", "format": "date-time"},
-                    },
-                    "required": ["id", "name", "email", "created_at", "updated_at"],
-                    "additionalProperties": False,
-                },
+                **user_schemas(fields),
                 "UserPage": {
                     "type": "object",
                     "properties": {
@@ -312,9 +358,10 @@ def document(version: str) -> dict[str, Any]:
                     },
                     "required": ["type", "title", "status", "detail"],
                 },
-            }
+            },
         },
     }
+    return copy.deepcopy(spec)
 
 
 @bp.get("/openapi.json")

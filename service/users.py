@@ -14,11 +14,15 @@ from werkzeug.exceptions import NotFound
 
 from service.db import get_db
 from service.errors import Conflict
-from service.validation import parse_json_object, parse_page, read_body, validate_user
+from service.validation import FIELDS, parse_json_object, parse_page, read_body, validate_user
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
-COLUMNS = "id, name, email, created_at, updated_at"
+# Column names come from the field table (validation.USER_FIELDS), never from input.
+COLUMNS = ", ".join(("id", *FIELDS, "created_at", "updated_at"))
+_WRITTEN = (*FIELDS, "created_at", "updated_at")
+_VALUES = ", ".join(["%s"] * len(_WRITTEN))
+_INSERT = f"INSERT INTO users ({', '.join(_WRITTEN)}) VALUES ({_VALUES})"  # noqa: S608 - constant
 
 
 def _iso(value: dt.datetime) -> str:
@@ -26,12 +30,12 @@ def _iso(value: dt.datetime) -> str:
 
 
 def _user(row: tuple[Any, ...]) -> dict[str, Any]:
+    *values, created_at, updated_at = row[1:]
     return {
         "id": row[0],
-        "name": row[1],
-        "email": row[2],
-        "created_at": _iso(row[3]),
-        "updated_at": _iso(row[4]),
+        **dict(zip(FIELDS, values, strict=True)),
+        "created_at": _iso(created_at),
+        "updated_at": _iso(updated_at),
     }
 
 
@@ -75,12 +79,8 @@ def create_user() -> tuple[Response, int, dict[str, str]]:
     fields = _body(partial=False)
     now = _now()
     with _unique_email():
-        _, user_id = get_db().execute(
-            "insert",
-            "INSERT INTO users (name, email, created_at, updated_at) VALUES (%s, %s, %s, %s)",
-            (fields["name"], fields["email"], now, now),
-        )
-    user = _user((user_id, fields["name"], fields["email"], now, now))
+        _, user_id = get_db().execute("insert", _INSERT, (*fields.values(), now, now))
+    user = _user((user_id, *fields.values(), now, now))
     return jsonify(user), 201, {"Location": _url(f"/{user_id}")}
 
 

@@ -1,4 +1,5 @@
-"""Request parsing and the rules for a user's fields. Plain functions: no Flask, no database.
+"""Request parsing and the rules for a user's fields (USER_FIELDS, the one table the OpenAPI
+document and the SQL in service/users.py are built from too). No Flask, no database.
 
 Every way a request body can be wrong ends here as a precise 4xx, before anything reaches the
 database driver: too large (413, under any framing), unreadable (400), not UTF-8 (400), not
@@ -11,6 +12,8 @@ import json
 import re
 import sys
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from gunicorn.http.errors import NoMoreData, ParseException
@@ -18,12 +21,9 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from service.errors import BodyTimedOut, BodyTooLarge, BodyUnreadable, ValidationFailed
 
-NAME_MAX = 100
-EMAIL_MAX = 254
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
 ID_MAX = 2**64 - 1  # BIGINT UNSIGNED: the largest id, `after` and `limit` there is
-FIELDS = ("name", "email")
 # A user is a flat object (depth 1). The limit is generous, and explicit: json's C decoder
 # recurses once per level, and a stack that is smaller than the main thread's (a thread's, a
 # greenlet's) must never be what decides.
@@ -158,6 +158,14 @@ _EMAIL_ALSO = {
     "Cn": "unassigned code points",
 }
 _NAME_FORMAT_ALLOWED = {"\u200c", "\u200d"} | {chr(c) for c in range(0xE0020, 0xE0080)}
+# The same two rules in words, for the OpenAPI document (beside its `not: {pattern: ...}`).
+REFUSED_IN_WORDS = {
+    False: (
+        "No control characters, lone surrogates, line or paragraph separators, or invisible "
+        "format characters (Unicode Cf) other than ZWNJ, ZWJ and emoji tag characters."
+    ),
+    True: "No white space, and no control, format, private-use or unassigned characters.",
+}
 
 
 def _refused(ch: str, *, strict: bool) -> bool:
@@ -199,52 +207,118 @@ def _character_error(value: str, *, strict: bool) -> str | None:
     return None
 
 
-def _name_error(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return "must be a string"
-    if len(value) > NAME_MAX:  # as sent, as the OpenAPI document's maxLength says
-        return f"must be at most {NAME_MAX} characters"
-    if not value.strip():
-        return "must not be empty or only white space"
-    return _character_error(value, strict=False)
+@dataclass(frozen=True)
+class UserField:
+    """One field of a user: a text column. Every rule validation applies to it is here, and
+    service/openapi.py derives all the OpenAPI document says about it from these attributes.
+
+    A value is checked in this order, the first failure being the field's one message: a
+    string; at most `max_length` characters as sent; `pattern` found in it; at least
+    `min_length` characters; no character its character rule refuses (`strict`); `shape`.
+    What is stored is the value with surrounding white space trimmed."""
+
+    name: str
+    max_length: int
+    description: str  # for the document, in words; the limits and characters are added to it
+    example: str  # the document's request example
+    required: bool = True  # in a create; an update gives any non-empty subset of the fields
+    default: str | None = None  # what a create without this field stores (not required only)
+    min_length: int = 0
+    # Found somewhere in the value (re.search, as JSON Schema's `pattern`): the document
+    # states it as is, so write it to mean the same to Python's re and to ECMA-262.
+    pattern: str | None = None
+    pattern_message: str = ""
+    strict: bool = False  # an email's character rule (no white space ...), else a name's
+    format: str | None = None  # a JSON Schema format: an annotation for the document only
+    # A rule no JSON Schema pattern states exactly (Python's Unicode classes, such as
+    # [^\W_], have no ECMA-262 equivalent): checked here, said in `description` only.
+    shape: re.Pattern[str] | None = None
+    shape_message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.required == (self.default is not None):
+            raise ValueError(f"{self.name}: a default is for a field that is not required")
+        if (self.pattern is None) != (not self.pattern_message) or (self.shape is None) != (
+            not self.shape_message
+        ):
+            raise ValueError(f"{self.name}: a pattern or shape needs its message, and back")
+
+    def error(self, value: Any) -> str | None:
+        """What is wrong with `value` for this field, or None."""
+        if not isinstance(value, str):
+            return "must be a string"
+        if len(value) > self.max_length:  # as sent, as the document's maxLength says
+            return f"must be at most {self.max_length} characters"
+        if self.pattern is not None and not re.search(self.pattern, value):
+            return self.pattern_message
+        if len(value) < self.min_length:
+            return f"must be at least {self.min_length} characters"
+        if self.shape is None or self.shape.match(value):
+            return _character_error(value, strict=self.strict)
+        return _character_error(value, strict=self.strict) or self.shape_message
 
 
-def _email_error(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return "must be a string"
-    if len(value) > EMAIL_MAX:
-        return f"must be at most {EMAIL_MAX} characters"
-    character = _character_error(value, strict=True)
-    if character:
-        return character
-    if not _EMAIL.match(value):
-        return "must be an email address like name@example.com"
-    return None
+# The fields of a user, in the order of the database's columns and of every listing of them.
+# Adding a field is one entry here (and its migration): validation, the SQL in service/users.py
+# and the OpenAPI document all follow this table.
+USER_FIELDS: tuple[UserField, ...] = (
+    UserField(
+        name="name",
+        max_length=100,
+        min_length=1,
+        # Python's \s is str.isspace(), what strip() trims; ECMA-262's differs only in
+        # characters every name refuses anyway (U+001C-U+001F, U+0085, U+FEFF).
+        pattern=r"\S",
+        pattern_message="must not be empty or only white space",
+        description="Not only white space.",
+        example="Ada Lovelace",
+    ),
+    UserField(
+        name="email",
+        max_length=254,
+        strict=True,
+        format="email",
+        shape=_EMAIL,
+        shape_message="must be an email address like name@example.com",
+        description=(
+            "local@domain: a local part of 1-64 characters without white space or '@', a "
+            "dotted domain of letters, digits and inner hyphens (non-ASCII letters are "
+            "accepted: internationalised addresses). Unique, compared case-insensitively."
+        ),
+        example="ada@example.com",
+    ),
+)
+FIELDS = tuple(field.name for field in USER_FIELDS)
 
 
-_RULES = {"name": _name_error, "email": _email_error}
-
-
-def validate_user(data: Any, *, partial: bool) -> dict[str, str]:
-    """Check a create (all fields) or update (some fields) payload; return the clean fields.
-    Raises ValidationFailed listing every bad, missing or unknown field."""
+def validate_user(
+    data: Any, *, partial: bool, fields: Sequence[UserField] = USER_FIELDS
+) -> dict[str, str]:
+    """Check a create (every required field) or update (some fields) payload; return the clean
+    fields in the table's order, a create's with the defaults of those it left out. Raises
+    ValidationFailed listing every bad, missing or unknown field."""
     if not isinstance(data, dict):
         raise ValidationFailed([{"field": "", "message": "the body must be a JSON object"}])
-    errors = [
-        {"field": key, "message": "is not a known field"} for key in data if key not in _RULES
-    ]
-    for field, rule in _RULES.items():
-        if field in data:
-            message = rule(data[field])
+    names = [field.name for field in fields]
+    errors = [{"field": key, "message": "is not a known field"} for key in data if key not in names]
+    for field in fields:
+        if field.name in data:
+            message = field.error(data[field.name])
             if message:
-                errors.append({"field": field, "message": message})
-        elif not partial:
-            errors.append({"field": field, "message": "is required"})
+                errors.append({"field": field.name, "message": message})
+        elif field.required and not partial:
+            errors.append({"field": field.name, "message": "is required"})
     if partial and not errors and not data:
-        errors.append({"field": "", "message": f"give at least one of {', '.join(FIELDS)}"})
+        errors.append({"field": "", "message": f"give at least one of {', '.join(names)}"})
     if errors:
         raise ValidationFailed(errors)
-    return {field: data[field].strip() for field in FIELDS if field in data}
+    clean = {}
+    for field in fields:
+        if field.name in data:
+            clean[field.name] = data[field.name].strip()
+        elif field.default is not None and not partial:
+            clean[field.name] = field.default
+    return clean
 
 
 def _page_number(args: Any, field: str, default: int, low: int) -> tuple[int, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -20,8 +21,11 @@ from service.errors import (
     ValidationFailed,
 )
 from service.validation import (
+    FIELDS,
     ID_MAX,
     JSON_DEPTH_MAX,
+    USER_FIELDS,
+    UserField,
     _character_error,
     parse_json_object,
     parse_page,
@@ -92,6 +96,68 @@ def test_partial_update_accepts_one_field_and_rejects_none():
     assert validate_user({"email": "a@b.co"}, partial=True) == {"email": "a@b.co"}
     with pytest.raises(ValidationFailed):
         validate_user({}, partial=True)
+
+
+def test_the_field_table_is_what_validation_checks():
+    assert FIELDS == tuple(field.name for field in USER_FIELDS) == ("name", "email")
+    errors = field_errors({"x": 1})
+    assert errors == {"x": "is not a known field", "name": "is required", "email": "is required"}
+    with pytest.raises(ValidationFailed) as info:
+        validate_user({}, partial=True)
+    assert info.value.errors == [{"field": "", "message": "give at least one of name, email"}]
+    # one edit of the table moves the rule
+    table = tuple(
+        dataclasses.replace(f, max_length=3) if f.name == "name" else f for f in USER_FIELDS
+    )
+    with pytest.raises(ValidationFailed) as info:
+        validate_user({"name": "Ada!", "email": "a@b.co"}, partial=False, fields=table)
+    assert info.value.errors == [{"field": "name", "message": "must be at most 3 characters"}]
+
+
+def test_a_field_added_to_the_table_is_validated_and_defaulted():
+    nickname = UserField(
+        name="nickname",
+        max_length=5,
+        min_length=2,
+        required=False,
+        default="-",
+        description="What the user likes to be called.",
+        example="Ada",
+    )
+    table = (*USER_FIELDS, nickname)
+    ada = {"name": "Ada", "email": "a@b.co"}
+    assert validate_user(ada, partial=False, fields=table) == {**ada, "nickname": "-"}
+    assert validate_user({"nickname": " Al "}, partial=True, fields=table) == {"nickname": "Al"}
+    assert validate_user({"name": "B"}, partial=True, fields=table) == {"name": "B"}  # no default
+    for value, message in [
+        ("Adelaide", "must be at most 5 characters"),
+        ("A", "must be at least 2 characters"),
+        ("A\u200bl", "must not contain invisible formatting characters (found U+200B)"),
+        (3, "must be a string"),
+    ]:
+        with pytest.raises(ValidationFailed) as info:
+            validate_user({**ada, "nickname": value}, partial=False, fields=table)
+        assert info.value.errors == [{"field": "nickname", "message": message}]
+    with pytest.raises(ValidationFailed) as info:
+        validate_user({"nickname": "Al"}, partial=False, fields=table)
+    assert {e["field"] for e in info.value.errors} == {"name", "email"}
+    assert "nickname" in field_errors({**ada, "nickname": "Al"})  # not in the real table
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"required": False}, "a default is for"),  # optional: what would a create store?
+        ({"default": "x"}, "a default is for"),  # a required field's default is never used
+        ({"pattern": "x"}, "needs its message"),  # a refusal nobody could understand
+        ({"shape": re.compile("x")}, "needs its message"),
+        ({"shape_message": "must be something"}, "needs its message"),
+    ],
+)
+def test_an_inconsistent_table_entry_is_refused(changes, says):
+    fine = UserField(name="nickname", max_length=5, description="A nickname.", example="Al")
+    with pytest.raises(ValueError, match=says):
+        dataclasses.replace(fine, **changes)
 
 
 def test_non_object_body_is_a_validation_error():
