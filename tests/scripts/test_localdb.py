@@ -9,14 +9,13 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 
 import pymysql
 import pytest
 
-SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-import localdb  # noqa: E402
+from tests.support.localdb import localdb
+from tests.support.paths import SCRIPTS
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -278,11 +277,11 @@ def stand_in_project(tmp_path):
 
 
 def wait_for(path, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
+    def appeared():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+        return path.exists()
+
+    wait_until(f"{path} to appear", appeared, timeout, 0.05, errors=())
 
 
 @needs_server

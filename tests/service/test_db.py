@@ -13,7 +13,8 @@ import pytest
 from service import create_app
 from service.db import Database, DatabaseUnavailable
 from service.settings import load_settings
-from tests.conftest import localdb, migrate_env, new_database
+from tests.support.database import migrate_env, new_database
+from tests.support.localdb import localdb
 
 
 def make_db(env: dict[str, str], idle_check: float = 60) -> Database:

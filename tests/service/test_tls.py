@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from service.db import Database, DatabaseUnavailable
 from service.settings import load_settings
-from tests.conftest import localdb
+from tests.support.localdb import localdb
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ from functools import partial
 import pymysql
 import pytest
 
-from tests.conftest import free_port, localdb, migrate_env
+from tests.support.database import migrate_env
+from tests.support.localdb import free_port, localdb
 from tests.support.web import WebProcess, create_user, metric_value
 
 pytestmark = pytest.mark.slow

@@ -390,14 +390,13 @@ PARSER_ERRORS = {
 
 @pytest.fixture(scope="module")
 def module_web(mysql_admin, tmp_path_factory):
-    from tests.conftest import localdb, migrate_env, new_database
+    from tests.support.database import database_env, migrate_env
 
-    env, users, name = new_database(mysql_admin)
-    migrate_env(env)
-    web = WebProcess(env, tmp_path_factory.mktemp("parser"))
-    yield web
-    web.stop()
-    localdb.drop_database(mysql_admin, name, users)
+    with database_env(mysql_admin) as env:
+        migrate_env(env)
+        web = WebProcess(env, tmp_path_factory.mktemp("parser"))
+        yield web
+        web.stop()
 
 
 @pytest.mark.parametrize("case", PARSER_ERRORS)
