@@ -19,7 +19,7 @@ from service import create_app
 from service.settings import load_settings
 from tests.support.cli import Runner
 from tests.support.database import database_env, migrate_env
-from tests.support.localdb import localdb
+from tests.support.localdb import localdb, require_server_binary
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +33,11 @@ def mysql_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "password": os.environ.get("TEST_DATABASE_PASSWORD", ""),
         }
         return
-    if localdb.find_server_binary() is None:
-        pytest.fail(
-            "no MySQL-family server: install one (apt-get install mariadb-server) "
-            "or set TEST_DATABASE_HOST/PORT/USER/PASSWORD to an account that can create databases"
-        )
+    require_server_binary(
+        "for the test database (or set TEST_DATABASE_HOST/PORT/USER/PASSWORD to an account "
+        "that can create databases)",
+        required=True,
+    )
     server = localdb.start_server(tmp_path_factory.mktemp("mysql"))
     try:
         yield server.conn_params()

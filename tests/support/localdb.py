@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from tests.support.paths import SCRIPTS
+from tests.support.tools import missing
 
 
 def _load() -> ModuleType:
@@ -25,3 +27,15 @@ def _load() -> ModuleType:
 
 localdb = _load()
 free_port = localdb.free_port
+
+
+SERVER_HINT = "install one (apt-get install mariadb-server)"
+
+
+def require_server_binary(why: str, *, required: bool = False) -> Path:
+    """The mariadbd/mysqld a test starts a server of its own with; missing, by the tool policy
+    of tests/support/tools.py."""
+    found = localdb.find_server_binary()
+    if found is None:
+        missing(f"no mariadbd/mysqld binary {why}: {SERVER_HINT}", required=required)
+    return found

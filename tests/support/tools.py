@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import subprocess
+from typing import NoReturn
 
 import pytest
 
@@ -34,7 +35,11 @@ def require_tool(
     if found is not None:
         return found
     where = f"in {paths.TOOLS}" + ("" if bundled_only else " or on PATH")
-    message = f"no working {name} {where}: {hint or HINTS.get(name, MAKE_TOOLS)}"
+    missing(f"no working {name} {where}: {hint or HINTS.get(name, MAKE_TOOLS)}", required=required)
+
+
+def missing(message: str, *, required: bool = False) -> NoReturn:
+    """The policy itself, for a prerequisite found some other way (e.g. the database server)."""
     if required or must_fail():
         pytest.fail(message)
     pytest.skip(f"SKIPPED LOUDLY: {message}")

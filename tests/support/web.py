@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tests.support.http import Response, request_json
@@ -99,6 +100,35 @@ class WebProcess:
 
     def lines(self) -> list[str]:
         return self.log.read_text().splitlines()
+
+
+def block_a_worker(
+    web: WebProcess, admin_conn, user_id: int, name: str
+) -> tuple[threading.Thread, dict]:
+    """Hold a row lock from the test, send a PATCH of that row: one worker is now busy until
+    `admin_conn.commit()`. Returns the thread and the dict its response lands in."""
+    admin_conn.autocommit(False)
+    with admin_conn.cursor() as cursor:
+        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+    result: dict = {}
+    patch = threading.Thread(
+        target=lambda: result.update(
+            response=web.request("PATCH", f"/users/{user_id}", {"name": name})
+        )
+    )
+    patch.start()
+
+    def blocked() -> bool:
+        with admin_conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.processlist "
+                "WHERE info LIKE 'UPDATE users SET%%'"
+            )
+            return bool(cursor.fetchone()[0])
+
+    # until the PATCH is blocked on our row lock
+    wait_until("the PATCH to reach the database", blocked, 10, 0.05, errors=())
+    return patch, result
 
 
 def create_user(web: WebProcess, email: str) -> int:
