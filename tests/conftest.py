@@ -10,23 +10,16 @@ has a random name and is dropped afterwards.
 from __future__ import annotations
 
 import os
-import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pymysql
 import pytest
-from click.testing import CliRunner, Result
 
-from service import create_app, db
-from service.cli import main
-from service.migrations import load_migrations, migrate
+from service import create_app
 from service.settings import load_settings
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import localdb  # noqa: E402
+from tests.support.cli import Runner
+from tests.support.database import database_env, migrate_env
+from tests.support.localdb import localdb, require_server_binary
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +33,11 @@ def mysql_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "password": os.environ.get("TEST_DATABASE_PASSWORD", ""),
         }
         return
-    if localdb.find_server_binary() is None:
-        pytest.fail(
-            "no MySQL-family server: install one (apt-get install mariadb-server) "
-            "or set TEST_DATABASE_HOST/PORT/USER/PASSWORD to an account that can create databases"
-        )
+    require_server_binary(
+        "for the test database (or set TEST_DATABASE_HOST/PORT/USER/PASSWORD to an account "
+        "that can create databases)",
+        required=True,
+    )
     server = localdb.start_server(tmp_path_factory.mktemp("mysql"))
     try:
         yield server.conn_params()
@@ -52,38 +45,12 @@ def mysql_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         server.stop()
 
 
-def new_database(admin: dict) -> tuple[dict[str, str], list[str], str]:
-    tag = secrets.token_hex(4)
-    name, web, mig = f"t_{tag}", f"t_{tag}_web", f"t_{tag}_mig"
-    web_pw, mig_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    localdb.create_database(admin, name, web, web_pw, mig, mig_pw)
-    env = {
-        "DATABASE_HOST": str(admin["host"]),
-        "DATABASE_PORT": str(admin["port"]),
-        "DATABASE_USER": web,
-        "DATABASE_PASSWORD": web_pw,
-        "DATABASE_NAME": name,
-        "MIGRATE_DATABASE_USER": mig,
-        "MIGRATE_DATABASE_PASSWORD": mig_pw,
-    }
-    return env, [web, mig], name
-
-
 @pytest.fixture
 def fresh_database(mysql_admin: dict) -> Iterator[dict[str, str]]:
     """Env vars (DATABASE_*, MIGRATE_DATABASE_*) for a new, empty database with a DML-only web
     user and a DDL migrate user; dropped after the test."""
-    env, users, name = new_database(mysql_admin)
-    try:
+    with database_env(mysql_admin) as env:
         yield env
-    finally:
-        localdb.drop_database(mysql_admin, name, users)
-
-
-def migrate_env(env: dict[str, str]) -> list[int]:
-    """Apply every migration with the migrate user of `env`, as `python -m service migrate`."""
-    with db.connect(load_settings(env).migrate_database) as conn:
-        return migrate(conn, load_migrations())
 
 
 @pytest.fixture
@@ -111,24 +78,6 @@ def client(app):
     return app.test_client()
 
 
-class Runner:
-    """Invokes `python -m service …` in-process with a given environment."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def invoke(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        environ: dict[str, str | None] = {**self.env, **(env or {})}
-        # CliRunner overlays env on os.environ; blank out the DATABASE_* it must not inherit.
-        for key in os.environ:
-            if key.startswith(("DATABASE_", "MIGRATE_DATABASE_")) and key not in environ:
-                environ[key] = None
-        return CliRunner().invoke(main, list(args), env=environ)
-
-
 @pytest.fixture
 def runner(database: dict[str, str]) -> Runner:
     return Runner(database)
-
-
-free_port = localdb.free_port

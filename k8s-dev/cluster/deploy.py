@@ -1,4 +1,5 @@
-"""`make cluster-deploy`: the development install on the local cluster, as docs/kubernetes.md writes it.
+"""`make cluster-deploy`: the development install on the local cluster, as docs/kubernetes.md
+writes it.
 
 1. a docker daemon: the one DOCKER_HOST names, else a private one (scripts/dockerd.py) that
    `make cluster-down` stops;

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import http.server
 import itertools
-import os
 import random
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench import latency, load
+from tests.support.tools import require_tool
 
 
 def test_the_correction_adds_a_sample_every_interval_below_a_slow_response():
@@ -87,11 +86,7 @@ def test_a_real_wrk_run_yields_one_recorded_latency_per_response(sometimes_slow_
     """The histogram read through LuaJIT's FFI is wrk's (run_wrk checks it against wrk's own
     p50 and p99), and undoing the correction leaves exactly one sample per response; a 50 ms
     pause every 40th request sets wrk's p99 far above the recorded one."""
-    if shutil.which("wrk") is None:
-        message = "wrk is missing: apt-get install wrk (.ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tool("wrk", "apt-get install wrk (.ci/run installs it)")
     what = load.Load("list", "keepalive", 1, 1, "")
     result = load.run_wrk(
         sometimes_slow_server, what, seconds=2, connections=4, threads=1, workdir=tmp_path

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_helpers import KUBE_VERSIONS, LATEST, SCENARIOS, Rendered, render, scenario_args
+
+from tests.support.chart import KUBE_VERSIONS, LATEST, SCENARIOS, Rendered, render, scenario_args
 
 
 @pytest.fixture(scope="session")

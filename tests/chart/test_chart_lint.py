@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 import yaml
-from chart_helpers import CHART, SCENARIOS, render, render_error, tool
+
+from tests.support.chart import CHART, SCENARIOS, render, render_error, tool
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())

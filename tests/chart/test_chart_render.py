@@ -6,7 +6,8 @@ import base64
 
 import pytest
 import yaml
-from chart_helpers import (
+
+from tests.support.chart import (
     CHART,
     KUBE_VERSIONS,
     LATEST,

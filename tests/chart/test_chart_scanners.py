@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from chart_helpers import KUBE_VERSIONS, LATEST, SCENARIOS, tool
+
+from tests.support.chart import KUBE_VERSIONS, LATEST, SCENARIOS, tool
 
 # Custom resources kubernetes-validate has no schema for (it warns and skips them).
 CRD_KINDS = {"ServiceMonitor"}

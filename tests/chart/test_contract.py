@@ -21,15 +21,16 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pymysql
 import pytest
-from chart_helpers import REPO, Rendered, render
 
-from tests.conftest import free_port
+from tests.support.chart import REPO, Rendered, render
+from tests.support.database import empty_database
+from tests.support.http import request_json
+from tests.support.localdb import free_port
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -133,27 +134,24 @@ def start(container: dict, env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def get(port: int, path: str, timeout: float = 5) -> tuple[int, dict]:
-    url = f"http://127.0.0.1:{port}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    response = request_json("GET", f"http://127.0.0.1:{port}{path}", timeout=timeout)
+    return response.status, json.loads(response.body or b"{}")
 
 
 def wait_for(probe: dict, port: int, process: subprocess.Popen, log: Path) -> float:
     """Poll an httpGet probe as the kubelet would, within its failure budget."""
     budget = probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
     started = time.monotonic()
-    while time.monotonic() - started < budget:
+
+    def answers() -> bool:
         assert process.poll() is None, log.read_text()
-        try:
-            if get(port, probe["httpGet"]["path"])[0] == 200:
-                return time.monotonic() - started
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{probe['httpGet']['path']} not 200 within {budget} s\n{log.read_text()}")
+        return get(port, probe["httpGet"]["path"])[0] == 200
+
+    path = probe["httpGet"]["path"]
+    wait_until(
+        f"{path} to answer 200", answers, budget, 0.2, errors=(OSError,), context=log.read_text
+    )
+    return time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
@@ -286,13 +284,10 @@ def test_in_chart_mysql_grants_are_enough_for_migrate_and_check_and_no_more(
         timeout=30,
         check=True,
     ).stdout
-    admin = pymysql.connect(**mysql_admin, autocommit=True)
-    try:
-        with admin.cursor() as cursor:
-            # MYSQL_DATABASE creates the database in the real image
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            for statement in filter(None, (s.strip() for s in sql.split(";\n"))):
-                cursor.execute(statement)
+    # MYSQL_DATABASE creates the database in the real image
+    with empty_database(mysql_admin, name, [web_user, migrate_user], "utf8mb4") as admin:
+        for statement in filter(None, (s.strip() for s in sql.split(";\n"))):
+            admin.execute(statement)
         job = Pod(rendered, rendered.job["spec"]["template"]["spec"], db, tmp_path / "job")
         migrate = rendered.job["spec"]["template"]["spec"]["containers"][0]
         result = subprocess.run(
@@ -314,9 +309,3 @@ def test_in_chart_mysql_grants_are_enough_for_migrate_and_check_and_no_more(
         )  # fmt: skip
         with as_web, as_web.cursor() as cursor, pytest.raises(pymysql.err.OperationalError):
             cursor.execute("CREATE TABLE not_allowed (id INT)")
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            for user in (web_user, migrate_user):
-                cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-        admin.close()

@@ -1,17 +1,16 @@
-"""Shared by the cluster tier's tests: kubectl/helm against the local node, and polling."""
+"""Shared by the cluster tier's tests: kubectl/helm against the local node (polling and the tool
+policy are tests/support's)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+from tests.support.tools import require_tool
+
 KUBECONFIG = REPO / ".local/cluster/kubeconfig"
 CONTEXT = "users-local"
 SKIP_REASON = (
@@ -40,26 +39,10 @@ def kubectl(*args: str, timeout: float = 120, check: bool = True, stdin: str | N
     return _run(argv, f"kubectl {' '.join(args)}", timeout, check, input=stdin).stdout
 
 
-def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except Exception as exc:
-            result, last = None, exc
-        if result:
-            return result
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last!r})")
-
-
 def tool(name: str) -> str:
-    """A working tool on PATH first (the user's own), then the one `make tools` installed."""
-    for candidate in (shutil.which(name), str(REPO / ".tools/bin" / name)):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(f"{name} not found: run `make tools`")
+    """By the policy of tests/support/tools.py; the tier runs only under CLUSTER_TESTS_REQUIRED=1
+    (`make test-cluster`), where a missing tool is a failure."""
+    return require_tool(name, required=cluster_required())
 
 
 def helm(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:

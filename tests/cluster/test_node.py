@@ -11,7 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from cluster_helpers import REPO, kubectl, wait_until
+from cluster_helpers import kubectl
+
+from tests.support.paths import REPO
+from tests.support.wait import wait_until
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
 import node

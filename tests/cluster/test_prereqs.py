@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from cluster_helpers import REPO
+
+from tests.support.paths import REPO
 
 NODE = REPO / "k8s-dev/cluster/node.py"
 

@@ -14,12 +14,14 @@ import json
 import secrets
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from cluster_helpers import REPO, helm, kubectl, wait_until
+from cluster_helpers import helm, kubectl
 from cluster_load import host_load
+
+from tests.support.http import Response, request_json
+from tests.support.paths import REPO
+from tests.support.wait import wait_until
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
 import deploy
@@ -30,22 +32,18 @@ API = deploy.API
 
 
 def get(path: str, timeout: float = 5) -> tuple[int, object]:
-    try:
-        with urllib.request.urlopen(API + path, timeout=timeout) as r:  # noqa: S310 - loopback
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    """(status, parsed JSON); an error status comes with its raw body."""
+    return answer(request_json("GET", API + path, timeout=timeout))
 
 
 def post(path: str, body: dict) -> tuple[int, object]:
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        API + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    return answer(request_json("POST", API + path, body, timeout=5))
+
+
+def answer(response: Response) -> tuple[int, object]:
+    if response.status >= 400:
+        return response.status, response.body
+    return response.status, response.json
 
 
 def ready_replicas() -> int:

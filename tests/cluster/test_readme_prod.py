@@ -18,11 +18,14 @@ import secrets
 import time
 
 import pytest
-from cluster_helpers import REPO, helm, kubectl, wait_until
+from cluster_helpers import helm, kubectl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.paths import REPO
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 NS, DB_NS, RELEASE = "users", "users-db", "users"

@@ -35,7 +35,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_helpers import CONTEXT, KUBECONFIG, REPO, helm, kubectl, stop_process, tool, wait_until
+from cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, stop_process, tool
+
+from tests.support import chart
+from tests.support.http import request_json
+from tests.support.localdb import free_port
+from tests.support.paths import REPO
+from tests.support.wait import wait_until
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
 sys.path.insert(0, str(REPO / "scripts"))
@@ -176,8 +181,8 @@ def skaffold(kubeconfig, tmp_path_factory) -> Skaffold:
     base = subprocess.run([docker["DOCKER"], "image", "inspect", "python:3.12-slim"], env=env,
                           capture_output=True, timeout=60, check=False)  # fmt: skip
     assert base.returncode == 0, "python:3.12-slim (the stand-in) missing: run make cluster-deploy"
-    with local_opener().open(f"http://{REGISTRY}/v2/", timeout=5) as r:
-        assert r.status == 200, f"registry {REGISTRY}: {r.status}"
+    registry = request_json("GET", f"http://{REGISTRY}/v2/", timeout=5)
+    assert registry.status == 200, f"registry {REGISTRY}: {registry.status}"
     return Skaffold(skaffold_binary(), env)
 
 
@@ -203,21 +208,6 @@ def namespace(skaffold) -> Iterator[str]:
     name = new_namespace()
     yield name
     delete_namespace(name)
-
-
-def local_opener() -> urllib.request.OpenerDirector:
-    """urllib without any proxy: these requests go to loopback only."""
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(url: str, body: dict | None = None, timeout: float = 5) -> tuple[int, dict, object]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})  # noqa: S310
-    try:
-        with local_opener().open(request, timeout=timeout) as r:
-            return r.status, dict(r.headers), json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()[:500]
 
 
 def lines_of(stream, sink: queue.Queue) -> None:
@@ -292,15 +282,14 @@ def test_skaffold_build_pushes_the_image_to_the_local_registry(skaffold, state, 
     )
     assert match, f"build.json names {tag!r}, not an image under {REGISTRY} with its digest"
     # The registry really has it: the manifest of that tag, with that digest.
-    request = urllib.request.Request(
-        f"http://{REGISTRY}/v2/{ARTIFACT}/manifests/{match.group(1)}",
+    manifest = request_json(
+        "HEAD", f"http://{REGISTRY}/v2/{ARTIFACT}/manifests/{match.group(1)}",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                            "application/vnd.oci.image.manifest.v1+json"},
-        method="HEAD",
+        timeout=10,
     )  # fmt: skip
-    with local_opener().open(request, timeout=10) as r:
-        assert r.status == 200
-        assert r.headers["Docker-Content-Digest"] == match.group(2)
+    assert manifest.status == 200
+    assert manifest.headers["Docker-Content-Digest"] == match.group(2)
     assert "Build [users-service] succeeded" in out, out[-2000:]
     state["build_json"] = build_json
 
@@ -317,14 +306,18 @@ def test_skaffold_run_installs_release_users_and_the_api_answers(skaffold, names
     assert "is not used" not in out, "the chart renders another image than the one skaffold built"
     with port_forward(namespace, f"service/{SERVICE}", 80) as port:
         api = f"http://127.0.0.1:{port}"
-        status, _, body = http(f"{api}/readyz")
-        assert status == 200, body
+        ready = request_json("GET", f"{api}/readyz", timeout=5)
+        assert ready.status == 200, ready.body[:500]
         email = f"skaffold-{secrets.token_hex(4)}@example.com"
-        status, headers, body = http(f"{api}/users", {"name": "Ada Lovelace", "email": email})
-        assert status == 201, body
-        assert body["email"] == email and headers.get("Location", "").endswith(f"/{body['id']}")
-        status, _, fetched = http(f"{api}/users/{body['id']}")
-        assert (status, fetched["email"]) == (200, email)
+        created = request_json(
+            "POST", f"{api}/users", {"name": "Ada Lovelace", "email": email}, timeout=5
+        )
+        assert created.status == 201, created.body[:500]
+        body = created.json
+        location = created.headers.get("Location", "")
+        assert body["email"] == email and location.endswith(f"/{body['id']}")
+        fetched = request_json("GET", f"{api}/users/{body['id']}", timeout=5)
+        assert (fetched.status, fetched.json["email"]) == (200, email)
     state["namespace"] = namespace
 
 
@@ -428,7 +421,7 @@ def test_skaffold_dev_syncs_a_python_edit_into_the_same_pod(skaffold, tmp_path):
         assert f"service/{SERVICE}-mysql" not in before, "--port-forward=user forwarded MySQL"
         (pod,) = web_pods(namespace)
         assert web_container(pod)["image"] == deployed_tag(before)
-        assert http(f"{api}/healthz")[2] == {"status": "ok"}
+        assert request_json("GET", f"{api}/healthz", timeout=5).json == {"status": "ok"}
         builds_before = before.count("Building [users-service]")
 
         marker = secrets.token_hex(4)
@@ -439,7 +432,10 @@ def test_skaffold_dev_syncs_a_python_edit_into_the_same_pod(skaffold, tmp_path):
         )
         wait_until(
             "the edited /healthz to be served",
-            lambda: http(f"{api}/healthz", timeout=3)[2] == {"status": "ok", "synced": marker},
+            lambda: (
+                request_json("GET", f"{api}/healthz", timeout=3).json
+                == {"status": "ok", "synced": marker}
+            ),
             left(120),
         )
         after = log.snapshot()[len(before) :]
@@ -472,12 +468,11 @@ def test_skaffold_dev_syncs_a_python_edit_into_the_same_pod(skaffold, tmp_path):
 
 
 def render(*args: str) -> list[dict]:
-    out = subprocess.run(
-        [tool("helm"), "template", RELEASE, str(REPO / "chart"), "-f", "chart/values-dev.yaml",
-         *args], capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    args = ("-f", "chart/values-dev.yaml", *args)
+    rendered = chart.render(
+        *args, release=RELEASE, namespace=None, kube_version=None, helm=tool("helm")
+    )
+    return rendered.docs
 
 
 def deployment(docs: list[dict]) -> dict:
@@ -557,12 +552,6 @@ def test_copy_source_init_container_seeds_a_root_owned_emptydir_as_uid_10001():
         shutil.rmtree(root)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_reloading_web_process_serves_an_edited_module(tmp_path):
     # gunicorn --reload restarted the workers, but they were forked from a master that had
     # imported every app module (service/gunicorn_conf.py imports the service package), so they
@@ -580,10 +569,14 @@ def test_reloading_web_process_serves_an_edited_module(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     healthz = f"http://127.0.0.1:{port}/healthz"
     try:
-        wait_until("the web process", lambda: http(healthz)[2] == {"status": "ok"}, 30, 0.5)
+
+        def health_says(status: str):
+            return lambda: request_json("GET", healthz, timeout=5).json == {"status": status}
+
+        wait_until("the web process", health_says("ok"), 30, 0.5)
         health = tmp_path / "service/health.py"
         assert health.read_text().count(HEALTHZ_LINE) == 1
         health.write_text(health.read_text().replace(HEALTHZ_LINE, 'return jsonify(status="new")'))
-        wait_until("the edited code", lambda: http(healthz)[2] == {"status": "new"}, 30, 0.5)
+        wait_until("the edited code", health_says("new"), 30, 0.5)
     finally:
         stop_process(proc, timeout=20)

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,10 @@ from pathlib import Path
 import pymysql
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / ".tools" / "bin"
+from tests.support.database import empty_database
+from tests.support.paths import REPO
+from tests.support.tools import require_tool
+
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 INIT_SCRIPT = REPO / "compose" / "initdb" / "10-app-users.sh"
@@ -27,15 +28,10 @@ ACCESS_DENIED = {1044, 1142}  # ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_
 
 
 def tool(name: str) -> str:
-    """A tool from `make tools`. Skips when it is missing, except under make test-container
-    (CONTAINER_IMAGE set), where a missing tool is a failure."""
-    path = TOOLS / name
-    if path.exists():
-        return str(path)
-    message = f"{name} not found in {TOOLS}: run `make tools`"
-    if os.environ.get("CONTAINER_IMAGE"):
-        pytest.fail(message)
-    pytest.skip(message)
+    """A tool from `make tools` (.tools/bin only: never Debian's docker-compose v1 on PATH), by
+    the policy of tests/support/tools.py; under make test-container (CONTAINER_IMAGE set) a
+    missing tool is a failure."""
+    return require_tool(name, required=bool(os.environ.get("CONTAINER_IMAGE")), bundled_only=True)
 
 
 def compose_binary() -> str:
@@ -220,9 +216,7 @@ def test_env_file_is_git_ignored_and_example_has_no_real_looking_secrets() -> No
 def init_script_accounts(mysql_admin: dict) -> Iterator[dict[str, str]]:
     """Runs the init script the way the mysql image does (sourced, with its docker_process_sql
     helper stubbed to capture the SQL), applies that SQL to the test server, drops it all after."""
-    bash = shutil.which("bash")
-    if bash is None:
-        pytest.skip("bash not found")
+    bash = require_tool("bash", "install bash")
     tag = secrets.token_hex(4)
     env = {
         "MYSQL_DATABASE": f"ci_{tag}",
@@ -241,19 +235,11 @@ def init_script_accounts(mysql_admin: dict) -> Iterator[dict[str, str]]:
     )
     assert result.returncode == 0, result.stderr
     statements = [s.strip() for s in re.split(r";\s*$", result.stdout, flags=re.M) if s.strip()]
-    admin = pymysql.connect(**mysql_admin, autocommit=True)
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{env['MYSQL_DATABASE']}`")
-            for statement in statements:
-                cursor.execute(statement)
+    users = [env["DATABASE_USER"], env["MIGRATE_DATABASE_USER"]]
+    with empty_database(mysql_admin, env["MYSQL_DATABASE"], users) as cursor:
+        for statement in statements:
+            cursor.execute(statement)
         yield env
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{env['MYSQL_DATABASE']}`")
-            for user in (env["DATABASE_USER"], env["MIGRATE_DATABASE_USER"]):
-                cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-        admin.close()
 
 
 def connect_as(mysql_admin: dict, env: dict[str, str], prefix: str) -> pymysql.Connection:

@@ -22,21 +22,21 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.container.index_proxy import IndexProxy, index_hosts
+from tests.support.http import request_json
+from tests.support.localdb import free_port
+from tests.support.paths import REPO
+from tests.support.wait import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
-import dockerd  # noqa: E402
-import standin_base  # noqa: E402
+import dockerd
+import standin_base
 
 pytestmark = pytest.mark.slow
 
@@ -191,18 +191,6 @@ def localhost_port_free(port: int) -> bool:
     return True
 
 
-def http(method: str, url: str, body: dict | None = None) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def project_objects() -> dict[str, list[str]]:
     label = f"label=com.docker.compose.project={PROJECT}"
     return {
@@ -215,16 +203,15 @@ def project_objects() -> dict[str, list[str]]:
 def wait_until_serving(project: Project, up: subprocess.Popen, url: str) -> float:
     """Seconds until GET /readyz answers 200; fails with the logs if `up` dies or time runs out."""
     started = time.monotonic()
-    while time.monotonic() - started < UP_TIMEOUT:
+
+    def ready() -> bool:
         if up.poll() is not None:
             pytest.fail(f"`docker compose up --build` exited {up.returncode}\n{project.logs()}")
-        try:
-            if http("GET", f"{url}/readyz")[0] == 200:
-                return time.monotonic() - started
-        except OSError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"the api did not answer {url}/readyz within {UP_TIMEOUT}s\n{project.logs()}")
+        return request_json("GET", f"{url}/readyz").status == 200
+
+    wait_until(f"the api to answer {url}/readyz", ready, UP_TIMEOUT, errors=(OSError,),
+               context=project.logs)  # fmt: skip
+    return time.monotonic() - started
 
 
 def test_compose_up_build_serves_users_then_down_v_removes_everything(
@@ -248,9 +235,11 @@ def test_compose_up_build_serves_users_then_down_v_removes_everything(
         assert states["api"]["State"] == "running", project.logs()
 
         email = f"compose-{secrets.token_hex(4)}@example.com"
-        status, body = http("POST", f"{url}/users", {"name": "Ada Lovelace", "email": email})
+        status, _, body = request_json(
+            "POST", f"{url}/users", {"name": "Ada Lovelace", "email": email}
+        )
         assert status == 201, body
-        status, body = http("GET", f"{url}/users")
+        status, _, body = request_json("GET", f"{url}/users")
         assert status == 200, body
         assert email in [item["email"] for item in json.loads(body)["items"]]
 

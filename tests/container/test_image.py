@@ -5,6 +5,7 @@ root filesystem with tmpfs /tmp, no capabilities, and the image's own non-root u
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -12,15 +13,14 @@ import secrets
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pymysql
 import pytest
 
-from tests.conftest import free_port
+from tests.support.http import request_json
+from tests.support.localdb import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -79,18 +79,8 @@ def inspect(ref: str, kind: str = "container") -> dict:
     return json.loads(docker(kind, "inspect", ref).stdout)[0]
 
 
-def http(
-    method: str, url: str, body: dict | None = None, timeout: float = 30
-) -> tuple[int, dict[str, str], bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback URL
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+# (status, headers, body bytes); the first requests to a fresh container may be slow.
+http = functools.partial(request_json, timeout=30)
 
 
 @dataclass

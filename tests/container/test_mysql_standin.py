@@ -26,12 +26,12 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.chart.chart_helpers import CHART, render
-from tests.conftest import free_port
+from tests.support.chart import CHART, render
+from tests.support.localdb import free_port
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
-import standin_base  # noqa: E402
+import standin_base
 
 pytestmark = pytest.mark.slow
 

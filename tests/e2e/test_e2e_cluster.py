@@ -30,12 +30,9 @@ import os
 import queue
 import re
 import secrets
-import shutil
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +44,12 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.stream import stream
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS_BIN = REPO / ".tools/bin"
+from tests.support.chart import render
+from tests.support.http import request_json
+from tests.support.paths import REPO
+from tests.support.tools import require_tool
+from tests.support.wait import wait_until
+
 RELEASE = "e2e"
 SKIP_REASON = (
     "end-to-end suite needs a cluster: set E2E_KUBE_CONTEXT (e.g. kind-users-dev) and E2E_IMAGE "
@@ -58,36 +59,14 @@ SKIP_REASON = (
 
 def wait_for(what: str, check: Callable[[], object], timeout: float, interval: float = 2.0):
     """Poll check() until it returns something truthy; fail naming `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = check()
-        except (ApiException, OSError, ValueError, KeyError) as exc:
-            result, last_error = None, exc
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})"
-            )
-        time.sleep(interval)
+    errors = (ApiException, OSError, ValueError, KeyError)
+    return wait_until(what, check, timeout, interval, errors=errors)
 
 
 def http(method: str, url: str, body: dict | None = None, timeout: float = 10.0):
     """(status, headers, parsed JSON or raw bytes); HTTP errors are returned, not raised."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data else {}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
-            status, resp_headers, raw = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        status, resp_headers, raw = exc.code, exc.headers, exc.read()
-    try:
-        return status, resp_headers, json.loads(raw) if raw else None
-    except ValueError:
-        return status, resp_headers, raw
+    response = request_json(method, url, body, timeout=timeout)
+    return response.status, response.headers, response.data
 
 
 # --- the in-cluster load generator ---------------------------------------------------------------
@@ -208,10 +187,8 @@ def kube() -> Kube:
     image = os.environ.get("E2E_IMAGE", "")
     if not context or not image:
         pytest.skip(SKIP_REASON)
-    search = f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    helm, kubectl = shutil.which("helm", path=search), shutil.which("kubectl", path=search)
-    if not helm or not kubectl:
-        pytest.fail("E2E_KUBE_CONTEXT is set but helm/kubectl are missing: run `make tools`")
+    # E2E_KUBE_CONTEXT is set: a missing tool fails, even outside CI.
+    helm, kubectl = require_tool("helm", required=True), require_tool("kubectl", required=True)
     try:
         api = config.new_client_from_config(context=context)
         client.VersionApi(api).get_code()
@@ -840,20 +817,13 @@ def test_image_values_split_repository_tag_and_digest():
 def test_e2e_install_values_render_with_the_chart():
     # Runs without a cluster: the flags the fixture installs with are accepted by the chart's
     # values schema and give one web Deployment, the MySQL StatefulSet and the migration Job.
-    helm = shutil.which("helm", path=f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    if helm is None:
-        pytest.skip("helm not found: run `make tools`")
-    out = subprocess.run(
-        [helm, "template", RELEASE, str(REPO / "chart"), *install_values("users-service:e2e")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
-    assert out.returncode == 0, out.stderr
-    kinds = re.findall(r"^kind: (\w+)$", out.stdout, flags=re.MULTILINE)
+    helm = require_tool("helm", required=bool(os.environ.get("E2E_KUBE_CONTEXT")))
+    rendered = render(
+        *install_values("users-service:e2e"),
+        release=RELEASE, namespace=None, kube_version=None, helm=helm,
+    )  # fmt: skip
+    kinds = [doc["kind"] for doc in rendered.docs]
     assert kinds.count("Deployment") == 1
     assert kinds.count("StatefulSet") == 1
     assert kinds.count("Job") == 1
-    assert "image: users-service:e2e" in out.stdout
+    assert "image: users-service:e2e" in rendered.text

@@ -9,27 +9,26 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 
 import pymysql
 import pytest
 
-SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-import localdb  # noqa: E402
+from tests.support.localdb import localdb, require_server_binary
+from tests.support.paths import SCRIPTS
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
-NO_SERVER = localdb.find_server_binary() is None
-needs_server = pytest.mark.skipif(
-    NO_SERVER, reason="no mariadbd/mysqld binary (sudo apt-get install mariadb-server)"
-)
+needs_server = pytest.mark.usefixtures("server_binary")
+
+
+@pytest.fixture(scope="session")
+def server_binary():
+    return require_server_binary("to test scripts/localdb.py with")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if NO_SERVER:
-        pytest.skip("no mariadbd/mysqld binary (sudo apt-get install mariadb-server)")
+def server(server_binary, tmp_path_factory):
     srv = localdb.start_server(tmp_path_factory.mktemp("localdb"))
     yield srv
     srv.stop()
@@ -159,9 +158,7 @@ def test_start_on_a_busy_port_fails_fast(server, tmp_path):
         localdb.start_server(tmp_path / "clash", port=server.port, timeout=30)
 
 
-def test_start_failure_raises_with_log_tail(tmp_path):
-    if NO_SERVER:
-        pytest.skip("no mariadbd/mysqld binary")
+def test_start_failure_raises_with_log_tail(server_binary, tmp_path):
     (tmp_path / "data").mkdir()  # a datadir without system tables: the server aborts
     with pytest.raises(RuntimeError, match=r"(?s)exited with code.*error\.log ends with:\n.+"):
         localdb.start_server(tmp_path, timeout=30)
@@ -278,11 +275,11 @@ def stand_in_project(tmp_path):
 
 
 def wait_for(path, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
+    def appeared():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+        return path.exists()
+
+    wait_until(f"{path} to appear", appeared, timeout, 0.05, errors=())
 
 
 @needs_server

@@ -10,7 +10,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from tests.conftest import REPO, free_port, migrate_env
+from tests.support.database import migrate_env
+from tests.support.localdb import free_port
+from tests.support.paths import REPO
 from tests.support.web import WebProcess, clean_environ, run_service
 
 

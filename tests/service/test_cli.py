@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import Runner, free_port
+from tests.support.cli import Runner
+from tests.support.localdb import free_port
 
 
 def events(result) -> list[dict]:

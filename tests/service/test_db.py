@@ -13,7 +13,8 @@ import pytest
 from service import create_app
 from service.db import Database, DatabaseUnavailable
 from service.settings import load_settings
-from tests.conftest import localdb, migrate_env, new_database
+from tests.support.database import migrate_env, new_database
+from tests.support.localdb import localdb, require_server_binary
 
 
 def make_db(env: dict[str, str], idle_check: float = 60) -> Database:
@@ -97,8 +98,7 @@ def test_read_that_times_out_is_not_run_a_second_time(database):
 def short_lock_wait_server(tmp_path_factory):
     """A server of its own whose lock waits give up after 1 s (a global setting, so not the
     shared test server)."""
-    if localdb.find_server_binary() is None:
-        pytest.skip("needs a mariadbd/mysqld binary")
+    require_server_binary("to start a server with a 1 s lock wait")
     server = localdb.start_server(
         tmp_path_factory.mktemp("lockdb"), extra_args=["--innodb-lock-wait-timeout=1"]
     )

@@ -1,5 +1,5 @@
 """Database faults against the real web process: the database behind a TCP proxy the test
-controls (tests/tcp_proxy.py) refuses, hangs and comes back.
+controls (tests/support/tcp_proxy.py) refuses, hangs and comes back.
 
 The bounds are the issue's (503 within 1 s when refused, bounded by the timeouts when hung,
 /healthz within 1 s throughout, the first 2xx within 5 s of the database's return); each test
@@ -18,8 +18,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.web import WebProcess, create_user
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 

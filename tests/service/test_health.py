@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service import create_app
 from service.settings import load_settings
-from tests.conftest import free_port
+from tests.support.localdb import free_port
 
 
 def unreachable_app(env: dict[str, str], port: int):

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from service.db import Database, DatabaseUnavailable
 from service.settings import load_settings
-from tests.conftest import localdb
+from tests.support.localdb import localdb, require_server_binary
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +81,7 @@ def make_server_cert(directory: Path, ca_cert, ca_key, dns_name: str) -> tuple[P
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory) -> Iterator[dict]:
-    if localdb.find_server_binary() is None:
-        pytest.skip("needs a mariadbd/mysqld binary to start a TLS-enabled server")
+    require_server_binary("to start a TLS-enabled server")
     certs = tmp_path_factory.mktemp("certs")
     ca_cert, ca_key, ca_file = make_ca(certs, "test-ca")
     _, _, other_ca = make_ca(certs, "other-ca")

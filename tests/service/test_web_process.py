@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -12,8 +11,9 @@ from functools import partial
 import pymysql
 import pytest
 
-from tests.conftest import free_port, localdb, migrate_env
-from tests.support.web import WebProcess, create_user, metric_value
+from tests.support.database import migrate_env
+from tests.support.localdb import free_port, localdb, require_server_binary
+from tests.support.web import WebProcess, block_a_worker, create_user, metric_value
 
 pytestmark = pytest.mark.slow
 
@@ -23,34 +23,6 @@ def web(database, tmp_path) -> Iterator[WebProcess]:
     process = WebProcess(database, tmp_path)
     yield process
     process.stop()
-
-
-def block_a_worker(
-    web: WebProcess, admin_conn, user_id: int, name: str
-) -> tuple[threading.Thread, dict]:
-    """Hold a row lock from the test, send a PATCH of that row: one worker is now busy until
-    `admin_conn.commit()`. Returns the thread and the dict its response lands in."""
-    admin_conn.autocommit(False)
-    with admin_conn.cursor() as cursor:
-        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
-    result: dict = {}
-    patch = threading.Thread(
-        target=lambda: result.update(
-            response=web.request("PATCH", f"/users/{user_id}", {"name": name})
-        )
-    )
-    patch.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # wait until the PATCH is blocked on our row lock
-        with admin_conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT COUNT(*) FROM information_schema.processlist "
-                "WHERE info LIKE 'UPDATE users SET%%'"
-            )
-            if cursor.fetchone()[0]:
-                return patch, result
-        time.sleep(0.05)
-    pytest.fail("the PATCH never reached the database")
 
 
 def test_metrics_are_summed_across_workers_and_labelled_by_route(web, admin_conn):
@@ -115,8 +87,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(web, admin_conn):
 
 
 def test_database_down_at_start_gives_503s_then_recovers_without_restart(mysql_admin, tmp_path):
-    if localdb.find_server_binary() is None:
-        pytest.skip("needs a mariadbd/mysqld binary to start a database later")
+    require_server_binary("to start a database later")
     port = free_port()
     env = {
         "DATABASE_HOST": "127.0.0.1",

@@ -4,7 +4,6 @@ through the real web process (`python -m service web`) and raw sockets."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import sys
@@ -16,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.test_web_process import WebProcess, block_a_worker, create_user
+from tests.support.tools import require_tool
+from tests.support.wait import wait_until
+from tests.support.web import WebProcess, block_a_worker, create_user
 
 pytestmark = pytest.mark.slow
 
@@ -260,9 +261,7 @@ def capabilities(request, tmp_path, monkeypatch) -> str:
     the listener once the accept queue is empty. WebProcess starts `sys.executable`: point it
     at a wrapper that drops the capability for the whole process tree."""
     if request.param == "without CAP_NET_ADMIN":
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("needs setpriv (util-linux) to drop CAP_NET_ADMIN")
+        setpriv = require_tool("setpriv", "install util-linux (setpriv drops CAP_NET_ADMIN)")
         wrapper = tmp_path / "python-without-net-admin"
         wrapper.write_text(
             f"#!/bin/sh\nexec {setpriv} --bounding-set=-net_admin --inh-caps=-net_admin "
@@ -346,10 +345,11 @@ def test_workers_retired_by_a_hup_leave_the_server_accepting_and_ready(database,
     try:
         old = worker_pids(web)
         web.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 20
-        while worker_pids(web) & old or len(worker_pids(web)) != 2:
-            assert time.monotonic() < deadline, "the old workers never left"
-            time.sleep(0.1)
+        wait_until(
+            "the old workers to leave",
+            lambda: not worker_pids(web) & old and len(worker_pids(web)) == 2,
+            20, 0.1, errors=(),
+        )  # fmt: skip
         for _ in range(6):  # new connections, answered by the new workers
             assert timed_get(web, "/readyz")[0] == 200
             assert raw_exchange(web, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
@@ -390,14 +390,13 @@ PARSER_ERRORS = {
 
 @pytest.fixture(scope="module")
 def module_web(mysql_admin, tmp_path_factory):
-    from tests.conftest import localdb, migrate_env, new_database
+    from tests.support.database import database_env, migrate_env
 
-    env, users, name = new_database(mysql_admin)
-    migrate_env(env)
-    web = WebProcess(env, tmp_path_factory.mktemp("parser"))
-    yield web
-    web.stop()
-    localdb.drop_database(mysql_admin, name, users)
+    with database_env(mysql_admin) as env:
+        migrate_env(env)
+        web = WebProcess(env, tmp_path_factory.mktemp("parser"))
+        yield web
+        web.stop()
 
 
 @pytest.mark.parametrize("case", PARSER_ERRORS)

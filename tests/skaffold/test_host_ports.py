@@ -7,25 +7,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from service.settings import load_settings
+from tests.support.paths import REPO
+from tests.support.tools import require_tool
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS_BIN = REPO / ".tools/bin"
 EXPECTED = {"make run": 5000, "docker compose": 8000, "kind": 30080, "skaffold": 8080}
 
 
 def compose_api_port(env_file: Path) -> tuple[str, int]:
     """(host ip, host port) of the compose api, as Compose v2 itself interpolates them."""
-    compose = shutil.which("docker-compose", path=f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}")
-    if compose is None:
-        pytest.skip("SKIPPED LOUDLY: docker-compose not found (run `make tools`)")
+    compose = require_tool("docker-compose")
     files = ["-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file)]
     out = subprocess.run(
         [compose, *files, "config", "--format", "json"],

@@ -23,10 +23,13 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.chart import helm_template as chart_template
+from tests.support.chart import render
+from tests.support.paths import REPO
+from tests.support.tools import require_tool as tool
+
 # In CI the repository is a fresh clone with shared/ checked out beside it.
 SCHEMA = REPO.parent / "shared/schemas/skaffold-v4beta13.json"
-TOOLS_BIN = REPO / ".tools/bin"
 YAMLLINT_CONFIG = Path(__file__).with_name("yamllint.yaml")
 RELEASE = "users"
 ARTIFACT = "users-service"
@@ -73,25 +76,9 @@ def template_suffix(image: str) -> str:
     return re.sub(r"[/.\-]", "_", image)
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name, path=f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    if path is None:
-        pytest.skip(f"SKIPPED LOUDLY: {name} not found (run `make tools`: it goes to .tools/bin)")
-    return path
-
-
 @functools.cache
 def helm_template(*args: str) -> tuple[dict, ...]:
-    out = subprocess.run(
-        [tool("helm"), "template", RELEASE, str(REPO / "chart"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
-    assert out.returncode == 0, f"helm template {' '.join(args)} failed:\n{out.stderr}"
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+    return tuple(render(*args, release=RELEASE, namespace=None, kube_version=None).docs)
 
 
 def find(docs: tuple[dict, ...], kind: str) -> list[dict]:
@@ -388,13 +375,7 @@ KIND_NODE_IMAGE = re.compile(r"kindest/node:v(?P<version>\d+\.\d+\.\d+)@sha256:[
 
 def chart_renders_for(kube_version: str) -> subprocess.CompletedProcess:
     """helm itself checks chart/Chart.yaml's kubeVersion constraint against --kube-version."""
-    return subprocess.run(
-        [tool("helm"), "template", RELEASE, str(REPO / "chart"), "--kube-version", kube_version],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return chart_template(release=RELEASE, namespace=None, kube_version=kube_version)
 
 
 def test_kind_node_image_is_pinned_by_digest_to_a_version_the_chart_supports():

@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+import threading
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.support.http import Response, request_json
+from tests.support.localdb import free_port
+from tests.support.wait import wait_until
 
 
 def clean_environ() -> dict[str, str]:
@@ -77,29 +77,21 @@ class WebProcess:
         self.wait_until_serving()
 
     def wait_until_serving(self, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def serving() -> bool:
             assert self.process.poll() is None, self.log.read_text()
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"not serving after {timeout} s:\n{self.log.read_text()}")
+            return self.request("GET", "/healthz").status == 200
+
+        wait_until(
+            "the web process to serve", serving, timeout, 0.05, errors=(OSError,),
+            context=self.log.read_text,
+        )  # fmt: skip
 
     def request(
         self, method: str, path: str, body: dict | None = None, headers: dict | None = None
-    ):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
-        req.add_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            req.add_header(key, value)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return resp.status, resp.headers, resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.headers, err.read()
+    ) -> Response:
+        """(status, headers, body bytes); always with Content-Type: application/json."""
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        return request_json(method, self.url + path, body, headers=headers, timeout=30)
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -108,6 +100,35 @@ class WebProcess:
 
     def lines(self) -> list[str]:
         return self.log.read_text().splitlines()
+
+
+def block_a_worker(
+    web: WebProcess, admin_conn, user_id: int, name: str
+) -> tuple[threading.Thread, dict]:
+    """Hold a row lock from the test, send a PATCH of that row: one worker is now busy until
+    `admin_conn.commit()`. Returns the thread and the dict its response lands in."""
+    admin_conn.autocommit(False)
+    with admin_conn.cursor() as cursor:
+        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+    result: dict = {}
+    patch = threading.Thread(
+        target=lambda: result.update(
+            response=web.request("PATCH", f"/users/{user_id}", {"name": name})
+        )
+    )
+    patch.start()
+
+    def blocked() -> bool:
+        with admin_conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.processlist "
+                "WHERE info LIKE 'UPDATE users SET%%'"
+            )
+            return bool(cursor.fetchone()[0])
+
+    # until the PATCH is blocked on our row lock
+    wait_until("the PATCH to reach the database", blocked, 10, 0.05, errors=())
+    return patch, result
 
 
 def create_user(web: WebProcess, email: str) -> int:

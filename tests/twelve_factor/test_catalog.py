@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from tests.twelve_factor.catalog import FACTORS
 
 DOC = REPO / "docs" / "twelve-factor.md"

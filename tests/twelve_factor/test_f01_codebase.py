@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def _artifacts(config: dict) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import json
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from tests.support.web import WebProcess
 
 SETTINGS_READERS = {"load_settings", "load_endpoint"}  # service/settings.py's two entry points

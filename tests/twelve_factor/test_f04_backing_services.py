@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import localdb, migrate_env, new_database
+from tests.support.database import database_env, migrate_env
 from tests.support.web import WebProcess, create_user
 
 
@@ -16,8 +16,7 @@ def _emails(web: WebProcess) -> set[str]:
 
 
 def test_swapping_the_database_is_a_change_of_environment_only(database, mysql_admin, tmp_path):
-    other, users, name = new_database(mysql_admin)
-    try:
+    with database_env(mysql_admin) as other:
         migrate_env(other)
         first = WebProcess(database, tmp_path)
         second = WebProcess(other, tmp_path)
@@ -40,5 +39,3 @@ def test_swapping_the_database_is_a_change_of_environment_only(database, mysql_a
         finally:
             assert first.stop() == 0
             assert second.stop() == 0
-    finally:
-        localdb.drop_database(mysql_admin, name, users)

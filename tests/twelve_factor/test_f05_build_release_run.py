@@ -3,7 +3,7 @@ a configuration (a Helm revision); every process of a release runs the same imag
 
 from __future__ import annotations
 
-from tests.chart.chart_helpers import CHART, Rendered, containers, render
+from tests.support.chart import CHART, Rendered, containers, render
 
 APP_COMPONENTS = {"web", "migrate", "test"}
 

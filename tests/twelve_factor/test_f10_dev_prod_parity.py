@@ -3,8 +3,8 @@ and the same MySQL family; they differ in sizes and endpoints, not in kind."""
 
 from __future__ import annotations
 
-from tests.chart.chart_helpers import CHART, SERVICE_MONITOR_API, containers, render
-from tests.conftest import REPO
+from tests.support.chart import CHART, SERVICE_MONITOR_API, containers, render
+from tests.support.paths import REPO
 
 ENVIRONMENTS = {
     "dev": CHART / "values-dev.yaml",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from tests.support.web import WebProcess, run_service
 
 

@@ -1,23 +1,18 @@
-"""Helpers of the chart tests: the real helm binary (from `make tools`, <repo>/.tools/bin, else a
-working one on PATH; none fails with what to install), rendered-manifest queries and label
-selectors."""
+"""The chart rendered by the real helm (`helm template`, tool policy of tests/support/tools.py),
+rendered-manifest queries and label selectors: for the chart tests and every other tier that
+reads the rendered chart."""
 
 from __future__ import annotations
 
-import functools
-import os
-import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "chart"
-TOOLS = REPO / ".tools" / "bin"
+from tests.support.paths import CHART, REPO
+from tests.support.tools import require_tool as tool
+
 RELEASE = "users"
 NAMESPACE = "users-service"
 # The oldest supported minor (native preStop sleep still feature-gated) and a current one.
@@ -39,36 +34,6 @@ SCENARIOS: dict[str, str] = {
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "Pod")
 # The Prometheus Operator's CRD as helm's Capabilities.APIVersions names it (--api-versions).
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
-
-
-def tool(name: str) -> str:
-    """The pinned tool from `make tools` (.tools/bin) first, so renders are reproducible; else
-    one on PATH (the bundled helm is a Linux x86-64 binary). A helm must run `helm version`."""
-    found = _find_tool(name, str(TOOLS), os.environ.get("PATH", ""))
-    if found is None:
-        hint = " or install helm: https://helm.sh/docs/intro/install/" if name == "helm" else ""
-        pytest.fail(f"no working {name} in {TOOLS} or on PATH: run `make tools`{hint}")
-    return found
-
-
-@functools.cache
-def _find_tool(name: str, tools: str, path: str) -> str | None:
-    for candidate in (os.path.join(tools, name), shutil.which(name, path=path)):
-        if candidate and os.access(candidate, os.X_OK) and _runs(name, candidate):
-            return candidate
-    return None
-
-
-def _runs(name: str, candidate: str) -> bool:
-    if name != "helm":
-        return True  # the Python tools of .tools/venv run wherever Python does
-    try:
-        check = subprocess.run(
-            [candidate, "version", "--short"], capture_output=True, timeout=30, check=False
-        )
-    except OSError:  # e.g. Exec format error: a binary for another platform
-        return False
-    return check.returncode == 0
 
 
 @dataclass
@@ -113,15 +78,34 @@ class Rendered:
                 yield doc, doc["spec"]["template"]["spec"]
 
 
-def helm_template(*args: str, kube_version: str = LATEST) -> subprocess.CompletedProcess:
-    cmd = [tool("helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    cmd += ["--kube-version", kube_version, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+def helm_template(
+    *args: str,
+    kube_version: str | None = LATEST,
+    release: str = RELEASE,
+    namespace: str | None = NAMESPACE,
+    helm: str | None = None,
+) -> subprocess.CompletedProcess:
+    """`helm template <release> chart`; kube_version/namespace None leave helm's own default.
+    `helm`: a binary the caller looked up itself (e.g. with required=True), else tool("helm")."""
+    cmd = [helm or tool("helm"), "template", release, str(CHART)]
+    cmd += ["--namespace", namespace] if namespace is not None else []
+    cmd += ["--kube-version", kube_version] if kube_version is not None else []
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=60, check=False, cwd=REPO
+    )
 
 
-def render(*args: str, kube_version: str = LATEST) -> Rendered:
-    result = helm_template(*args, kube_version=kube_version)
-    assert result.returncode == 0, result.stderr
+def render(
+    *args: str,
+    kube_version: str | None = LATEST,
+    release: str = RELEASE,
+    namespace: str | None = NAMESPACE,
+    helm: str | None = None,
+) -> Rendered:
+    result = helm_template(
+        *args, kube_version=kube_version, release=release, namespace=namespace, helm=helm
+    )
+    assert result.returncode == 0, f"helm template {' '.join(args)} failed:\n{result.stderr}"
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     return Rendered(docs=docs, text=result.stdout)
 
