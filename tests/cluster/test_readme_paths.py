@@ -1,22 +1,25 @@
-"""The README's Kubernetes paths, run as written against the local cluster (context users-local).
+"""docs/kubernetes.md's Kubernetes paths, run as written against the local cluster
+(context users-local).
 
 `make cluster-deploy` has made the development install (release `users`, namespace `users`,
 chart/values-dev.yaml + k8s-dev/values-local.yaml); these tests take it from there, in order:
 `helm test`, the API on the NodePort, `kubectl scale`, the HPA under CPU load and back,
 `helm upgrade` to a new image (a new migration Job; the web pods wait for the schema), `helm
 rollback`, and `helm uninstall`. Load from the host runs through the scale and the upgrade and
-must lose no request. Only the context and the image import differ from the README.
+must lose no request. Only the context and the image import differ from the doc.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from cluster_helpers import helm, kubectl
+from cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, tool
 from cluster_load import host_load
 
 from tests.support.http import Response, request_json
@@ -89,6 +92,29 @@ def test_helm_test_passes_on_the_development_install():
     assert "Phase:          Succeeded" in out.stdout, out.stdout
 
 
+def test_the_k8s_dev_scripts_find_the_web_deployment_by_asking_the_cluster():
+    """k8s-dev/lib.sh's web_deployment_name (what `make deploy` prints for `kubectl scale`) asks
+    the cluster for the release's web Deployment by its labels, here against the real release."""
+    kubectl_bin = tool("kubectl")
+    out = subprocess.run(
+        ["bash", "-c", "source k8s-dev/lib.sh && web_deployment_name"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            "PATH": f"{Path(kubectl_bin).parent}:/usr/bin:/bin",
+            "KUBECONFIG": str(KUBECONFIG),
+            "KUBE_CONTEXT": CONTEXT,
+            "NAMESPACE": NS,
+            "RELEASE": RELEASE,
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == DEPLOYMENT
+
+
 def test_the_api_answers_on_the_nodeport_from_the_host():
     email = f"readme-{secrets.token_hex(4)}@example.test"
     status, created = post("/users", {"name": "Ada", "email": email})
@@ -109,7 +135,7 @@ def test_kubectl_scale_to_three_and_back_loses_no_request_from_the_host():
 
 
 def test_the_hpa_scales_out_under_cpu_load_and_back_in():
-    # the README's HPA command, on the running release
+    # the doc's HPA command, on the running release
     helm("upgrade", RELEASE, "chart", "-n", NS, "--reuse-values", "--set",
          "autoscaling.enabled=true,autoscaling.minReplicas=2,autoscaling.maxReplicas=6",
          "--wait", "--timeout", "5m")  # fmt: skip

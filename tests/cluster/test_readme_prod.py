@@ -1,12 +1,13 @@
-"""The README's production-style install on the local cluster: a database outside the release
-(the mysql:8.4 stand-in in its own namespace, TLS with a CA made here, like a managed instance),
-the Secret and the CA ConfigMap created beforehand with the README's kubectl commands, then
+"""docs/kubernetes.md's production-style install on the local cluster: a database outside the
+release (the mysql:8.4 stand-in in its own namespace, TLS with a CA made here,
+like a managed instance),
+the Secret and the CA ConfigMap created beforehand with the doc's kubectl commands, then
 `helm upgrade --install users ./chart -n users -f chart/values-prod.yaml --wait` and `helm test`.
 
 Substituted, as a cluster of one's own needs: the context, the image tag (imported, not pulled),
 and `externalDatabase.host`, which values-prod.yaml points at a managed instance that does not
 exist here. The ServiceMonitor needs the Prometheus Operator's CRD: without it the render fails
-with a message (tested first), so the install turns it off, as the README says.
+with a message (tested first), so the install turns it off, as the doc says.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def image_tag() -> str:
 
 
 def prod_install(image_tag: str, *extra: str, check: bool = True):
-    # the README's command; --set image.tag is the image import, externalDatabase.host the
+    # the doc's command; --set image.tag is the image import, externalDatabase.host the
     # address of this cluster's stand-in for the managed database
     return helm(
         "upgrade", "--install", RELEASE, "./chart", "-n", NS, "-f", "chart/values-prod.yaml",
@@ -172,7 +173,7 @@ def test_the_production_install_with_a_precreated_secret_and_ca(external_databas
     kubectl("create", "namespace", NS, check=False)
     kubectl("-n", NS, "delete", "secret", "users-db-credentials", "--ignore-not-found")
     kubectl("-n", NS, "delete", "configmap", "users-db-ca", "--ignore-not-found")
-    # the README's two commands (the passwords from a file here: never on a command line)
+    # the doc's two commands (the passwords from a file here: never on a command line)
     creds = external_database["ca_file"].parent / "creds"
     creds.mkdir()
     (creds / "web-password").write_text(external_database["web"])
@@ -186,7 +187,7 @@ def test_the_production_install_with_a_precreated_secret_and_ca(external_databas
         prod_install(image_tag, "--set", "metrics.serviceMonitor.enabled=false")
         # values-prod: HPA with minReplicas 3. The Deployment leaves `replicas` to the HPA, so a
         # first install starts one pod, and --wait may return on it before the HPA's first sync
-        # raises the Deployment to three (as the README says); then all three must get ready.
+        # raises the Deployment to three (as the doc says); then all three must get ready.
         started = time.monotonic()
         try:
             wait_until("the HPA to bring the Deployment to three ready pods",

@@ -1,4 +1,5 @@
-"""The README's skaffold paths, run as written against the local cluster (context users-local).
+"""k8s-dev/README.md's skaffold paths, run as written against the local cluster
+(context users-local).
 
 In order, in namespaces of this module (never `users`):
 1. `skaffold build -p dev --file-output=build.json` builds and pushes to the node's registry;
@@ -9,7 +10,7 @@ In order, in namespaces of this module (never `users`):
 Only the kube context (`--kube-context users-local`; `skaffold verify` has no such flag and uses
 the kubeconfig's current context, which is users-local) and the image import
 (`--default-repo=127.0.0.1:5001`, the registry the node's containerd pulls from) are added to the
-README's commands; `-n` picks the namespace and build.json is written to a temporary folder.
+the doc's commands; `-n` picks the namespace and build.json is written to a temporary folder.
 
 Nothing leaves the machine. skaffold gets a HOME of its own whose global config turns the update
 check, the survey prompt and metrics off (`update-check`, `survey.disable-prompt`,

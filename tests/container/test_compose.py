@@ -1,4 +1,4 @@
-"""The README's compose quickstart, for real: in a temporary copy of the repository,
+"""docs/container.md's compose quickstart, for real: in a temporary copy of the repository,
 `cp .env.example .env` (with the passwords changed), `docker compose up --build`, then
 `docker compose down -v`, with Compose v2 (.tools/bin/docker-compose) against the private
 bridge + iptables dockerd of `make test-container` (scripts/dockerd.py).
@@ -138,7 +138,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, index_proxy: IndexProxy) -
     root = tmp_path_factory.mktemp("compose-quickstart") / "users-service"
     root.mkdir()
     copy_repository(root)
-    subprocess.run(["cp", ".env.example", ".env"], cwd=root, check=True)  # the README's step
+    subprocess.run(["cp", ".env.example", ".env"], cwd=root, check=True)  # the doc's step
     # "...change the passwords": random ones, which must then never show up in any output
     env_text = (root / ".env").read_text()
     passwords: list[str] = []
