@@ -322,6 +322,60 @@ def test_skaffold_run_installs_release_users_and_the_api_answers(skaffold, names
     state["namespace"] = namespace
 
 
+VERIFY_JOB = "smoke-readyz-and-users"  # skaffold.yaml verify test name; skaffold names its Job so
+
+
+class FollowedLog:
+    """`kubectl logs -f job/NAME`, started as soon as the Job exists, read to its end."""
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.errors: list[str] = []
+
+    def text(self) -> str:
+        return "".join(self.chunks) + "".join(f"\n[kubectl] {e}" for e in self.errors)
+
+
+@contextlib.contextmanager
+def followed_job_logs(namespace: str, job: str, limit: float) -> Iterator[FollowedLog]:
+    """The Job's pod log, followed from the cluster while the block runs.
+
+    `skaffold verify` prints a verify pod's log only if its log streamer attaches (after 2 s or
+    more of backoff) before the pod has finished and skaffold deletes the Job: with a smoke test
+    that passes in under a second the lines may never be printed (CI at 71e900a: exit 0, no
+    lines). So the test reads the log itself: `kubectl logs -f` from the moment the Job exists
+    (retried every 0.2 s until then), which keeps every line even when the pod ends or is deleted.
+    """
+    followed, stop = FollowedLog(), threading.Event()
+
+    def follow() -> None:
+        deadline = time.monotonic() + limit
+        while not stop.is_set() and time.monotonic() < deadline:
+            argv = [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT,
+                    "-n", namespace, "logs", "-f", f"job/{job}", "--pod-running-timeout=120s"]  # fmt: skip
+            try:
+                done = subprocess.run(argv, capture_output=True, text=True,
+                                      timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
+            except subprocess.TimeoutExpired:
+                followed.errors.append(f"kubectl logs -f job/{job}: still running after {limit} s")
+                return
+            if done.returncode == 0:
+                followed.chunks.append(done.stdout)
+                return
+            if "not found" not in done.stderr:  # any failure but "no such Job yet" is kept
+                followed.errors.append(done.stderr.strip())
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield followed
+    finally:
+        thread.join(timeout=30)  # `kubectl logs -f` ends with the pod, which has ended
+        stop.set()
+        thread.join(timeout=5)
+
+
 def test_skaffold_verify_runs_the_smoke_job_then_skaffold_delete_uninstalls(
     skaffold, namespace, state
 ):
@@ -329,11 +383,14 @@ def test_skaffold_verify_runs_the_smoke_job_then_skaffold_delete_uninstalls(
         pytest.fail("needs the build.json of the build test and the release of the run test")
     # `skaffold verify` takes the context from the kubeconfig (it has no --kube-context flag).
     assert kubectl("config", "current-context").strip() == CONTEXT
-    out = skaffold.run("verify", "-p", "dev", "-a", str(state["build_json"]), "-n", namespace,
-                       timeout=400)  # fmt: skip
-    # the smoke Job's JSON lines (service/admin.py)
-    assert '"path": "/readyz", "status": 200, "state": "ready"' in out, out[-3000:]
-    assert re.search(r'"path": "/users", "status": 200, "items": [1-9]', out), out[-3000:]
+    with followed_job_logs(namespace, VERIFY_JOB, 400) as smoke:
+        # exit 0 (Skaffold.run checks it): the Job's pod succeeded
+        skaffold.run("verify", "-p", "dev", "-a", str(state["build_json"]), "-n", namespace,
+                     timeout=400)  # fmt: skip
+    # the smoke Job's JSON lines (service/admin.py), as its pod wrote them
+    log = smoke.text()
+    assert '"path": "/readyz", "status": 200, "state": "ready"' in log, log[-3000:]
+    assert re.search(r'"path": "/users", "status": 200, "items": [1-9]', log), log[-3000:]
     jobs = json.loads(kubectl("-n", namespace, "get", "jobs", "-o", "json"))["items"]
     assert not [j for j in jobs if "migrate" not in j["metadata"]["name"]], "verify Job left"
 
