@@ -440,6 +440,34 @@ def test_bad_database_settings_fail_with_a_clear_message(args: list[str], messag
     assert message in render_error(*args)
 
 
+def test_every_bad_combination_is_reported_in_one_failed_render() -> None:
+    """_validation.tpl collects its checks' messages and fails once with all of them, so a user
+    fixes a values file in one round instead of one helm run per mistake."""
+    error = render_error(
+        "--set", "mysql.enabled=false",  # no host and no existingSecret: two messages
+        "--set", "autoscaling.enabled=true",
+        "--set", "autoscaling.minReplicas=5",
+        "--set", "autoscaling.maxReplicas=2",
+        "--set", "service.nodePort=30080",
+        "--set", "database.writeTimeoutSeconds=30",
+        "--set", "metrics.serviceMonitor.enabled=true",
+    )  # fmt: skip
+    expected = [
+        "users-service: no database configured.",
+        "users-service: externalDatabase.existingSecret is required when mysql.enabled=false",
+        "users-service: autoscaling.minReplicas (5) is greater than autoscaling.maxReplicas (2).",
+        "users-service: database.readTimeoutSeconds (10) and database.writeTimeoutSeconds (30) "
+        "must be below web.timeoutSeconds (30)",
+        "users-service: service.nodePort is set but service.type is ClusterIP",
+        "users-service: metrics.serviceMonitor.enabled=true, but the cluster serves no",
+    ]
+    positions = [error.find(message) for message in expected]
+    assert -1 not in positions, error
+    assert positions == sorted(positions), "messages out of the order _validation.tpl checks them"
+    assert error.count("users-service: ") == len(expected), error  # one failure, no repeats
+    assert error.count("Error: ") == 1, error
+
+
 # ---------------------------------------------------------------- scaling
 
 
