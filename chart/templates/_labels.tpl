@@ -49,3 +49,13 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------- images */}}
+
+{{/* A workload's annotations: its own (helm hook annotations, for instance), then commonAnnotations.
+     Usage: include "users-service.workloadAnnotations" (list . (dict "helm.sh/hook" "test")) */}}
+{{- define "users-service.workloadAnnotations" -}}
+{{- $ann := merge (dict) (index . 1) ((index . 0).Values.commonAnnotations | default dict) -}}
+{{- with $ann -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}

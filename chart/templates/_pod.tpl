@@ -50,27 +50,6 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* checkov skips that depend on values are written next to the object they concern. */}}
-{{/* Annotations of a workload: commonAnnotations plus the checkov skips its image settings need.
-     Usage: include "users-service.workloadAnnotations" (list . .Values.image (dict "checkov.io/skip3" "…")) */}}
-{{- define "users-service.workloadAnnotations" -}}
-{{- $ctx := index . 0 -}}
-{{- $image := index . 1 -}}
-{{- $ann := dict -}}
-{{- if gt (len .) 2 -}}{{- $ann = merge $ann (index . 2) -}}{{- end -}}
-{{- if not $image.digest -}}
-{{- $_ := set $ann "checkov.io/skip1" "CKV_K8S_43=Images are pinned by tag by default; set image.digest / mysql.image.digest for digest-pinned deploys" -}}
-{{- end -}}
-{{- if ne $image.pullPolicy "Always" -}}
-{{- $_ := set $ann "checkov.io/skip2" "CKV_K8S_15=pullPolicy follows the values; IfNotPresent is needed for images loaded into kind and is safe with immutable tags or digests" -}}
-{{- end -}}
-{{- $ann = merge $ann ($ctx.Values.commonAnnotations | default dict) -}}
-{{- with $ann -}}
-annotations:
-  {{- toYaml . | nindent 2 }}
-{{- end -}}
-{{- end -}}
-
 {{/* Environment every app container shares (besides the ConfigMap). */}}
 {{- define "users-service.webPasswordEnv" -}}
 - name: DATABASE_PASSWORD_FILE

@@ -72,10 +72,8 @@ class Rendered:
     def pod_specs(self) -> Iterable[tuple[dict, dict]]:
         """(object, pod spec) for every workload, including the helm test Pod."""
         for doc in self.docs:
-            if doc["kind"] == "Pod":
-                yield doc, doc["spec"]
-            elif doc["kind"] in WORKLOAD_KINDS:
-                yield doc, doc["spec"]["template"]["spec"]
+            if doc["kind"] in WORKLOAD_KINDS:
+                yield doc, pod_spec_of(doc)
 
 
 def helm_template(
@@ -150,6 +148,11 @@ def pod_labels(doc: dict) -> dict:
     if doc["kind"] == "Pod":
         return doc["metadata"]["labels"]
     return doc["spec"]["template"]["metadata"]["labels"]
+
+
+def pod_spec_of(workload: dict) -> dict:
+    """The pod spec of a Pod, or of a Deployment's, StatefulSet's or Job's pod template."""
+    return workload["spec"] if workload["kind"] == "Pod" else workload["spec"]["template"]["spec"]
 
 
 def containers(spec: dict) -> list[dict]:
