@@ -352,9 +352,10 @@ def followed_job_logs(namespace: str, job: str, limit: float) -> Iterator[Follow
         deadline = time.monotonic() + limit
         while not stop.is_set() and time.monotonic() < deadline:
             argv = [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT,
-                    "-n", namespace, "logs", "-f", f"job/{job}", "--pod-running-timeout=120s"]  # fmt: skip
+                    "-n", namespace, "logs", "-f", f"job/{job}",
+                    "--pod-running-timeout=120s"]  # fmt: skip
             try:
-                done = subprocess.run(argv, capture_output=True, text=True,
+                done = subprocess.run(argv, capture_output=True, text=True, check=False,
                                       timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
             except subprocess.TimeoutExpired:
                 followed.errors.append(f"kubectl logs -f job/{job}: still running after {limit} s")
