@@ -1,5 +1,7 @@
 {{/* vim: set filetype=mustache: */}}
 
+{{/* ---------------------------------------------------------------- configuration */}}
+
 {{/* ConfigMap data; also hashed into checksum/config and the migration Job name. */}}
 {{- define "users-service.configData" -}}
 DATABASE_HOST: {{ include "users-service.databaseHost" . | quote }}

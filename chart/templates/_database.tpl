@@ -1,5 +1,7 @@
 {{/* vim: set filetype=mustache: */}}
 
+{{/* ---------------------------------------------------------------- database settings */}}
+
 {{- define "users-service.databaseHost" -}}
 {{- if .Values.mysql.enabled -}}
 {{- include "users-service.mysqlName" . -}}

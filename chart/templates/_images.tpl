@@ -1,5 +1,7 @@
 {{/* vim: set filetype=mustache: */}}
 
+{{/* ---------------------------------------------------------------- images */}}
+
 {{- define "users-service.imageTag" -}}
 {{- .Values.image.tag | default .Chart.AppVersion | toString -}}
 {{- end -}}
@@ -31,5 +33,3 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end -}}
 {{- end -}}
-
-{{/* ---------------------------------------------------------------- database settings */}}

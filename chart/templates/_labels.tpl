@@ -48,8 +48,6 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end -}}
 
-{{/* ---------------------------------------------------------------- images */}}
-
 {{/* A workload's annotations: its own (helm hook annotations, for instance), then commonAnnotations.
      Usage: include "users-service.workloadAnnotations" (list . (dict "helm.sh/hook" "test")) */}}
 {{- define "users-service.workloadAnnotations" -}}
