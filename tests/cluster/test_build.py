@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.wait import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "k8s-dev" / "cluster"
 BUILD_PY = CLUSTER / "build.py"
@@ -290,10 +292,8 @@ def test_pause_reaps_orphans_and_exits_0_on_sigterm(tmp_path):
         subprocess.run([nsenter, "-t", str(pause), "-p", "--", "sh", "-c", "sleep 0.3 &"],
                        check=True, timeout=10)  # fmt: skip
         children = Path(f"/proc/{pause}/task/{pause}/children")
-        deadline = time.monotonic() + 5
-        while children.read_text().split() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert children.read_text().split() == [], "pause left a zombie"
+        wait_until("pause to reap its exited child (no zombie)",
+                   lambda: children.read_text().split() == [], 5, 0.1, errors=())  # fmt: skip
         os.kill(pause, signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.container.index_proxy import IndexProxy, index_hosts
+from tests.support.docker import docker
 from tests.support.http import request_json
 from tests.support.localdb import free_port
 from tests.support.paths import REPO
@@ -40,7 +41,6 @@ import standin_base
 
 pytestmark = pytest.mark.slow
 
-DOCKER = os.environ.get("DOCKER", "docker")
 COMPOSE = REPO / ".tools" / "bin" / "docker-compose"
 PROJECT = "users-service"  # `name:` in docker-compose.yml
 UP_TIMEOUT = 420  # cold build (pip through the proxy) + first database initialisation
@@ -52,15 +52,6 @@ if not os.environ.get("CONTAINER_IMAGE") or not os.environ.get("DOCKER_HOST"):
         "`make test-container` (root; its private dockerd), not plain `make test`",
         allow_module_level=True,
     )
-
-
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [DOCKER, *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    if check and result.returncode != 0:
-        pytest.fail(f"docker {' '.join(args[:3])} exited {result.returncode}: {result.stderr}")
-    return result
 
 
 @dataclass

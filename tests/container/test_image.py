@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,12 +18,14 @@ from dataclasses import dataclass, field
 import pymysql
 import pytest
 
+from tests.support.docker import docker
 from tests.support.http import request_json
+from tests.support.load import connection_per_request, running_clients
 from tests.support.localdb import free_port
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
-DOCKER = os.environ.get("DOCKER", "docker")
 IMAGE = os.environ.get("CONTAINER_IMAGE", "")
 APP_UID = 10001
 
@@ -48,27 +49,6 @@ HARDENED = [
     "--security-opt",
     "no-new-privileges",
 ]
-
-
-def docker(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run the docker CLI. Values in env reach `-e NAME` options through the CLI's own
-    environment, so passwords never appear on a command line."""
-    result = subprocess.run(
-        [DOCKER, *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"docker {' '.join(args[:3])} … exited {result.returncode}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
-    return result
 
 
 def env_flags(env: dict[str, str]) -> list[str]:
@@ -107,20 +87,26 @@ def start_web(image: str, env: dict[str, str], port: int, timeout: float = 60) -
     app_env = {**env, "PORT": str(port)}
     docker("run", "-d", "--name", name, *HARDENED, *env_flags(app_env), image, env=app_env)
     web = Web(name, port, app_env)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def healthy() -> bool:
         try:
-            status, _, _ = http("GET", f"{web.url}/healthz", timeout=2)
-            if status == 200:
-                return web
+            if http("GET", f"{web.url}/healthz", timeout=2)[0] == 200:
+                return True
         except OSError:
             pass
         state = inspect(name)["State"]
-        if not state["Running"] or time.monotonic() > deadline:
-            logs = web.logs()
-            docker("rm", "-f", name, check=False)
-            pytest.fail(f"web container never answered /healthz (state {state['Status']}):\n{logs}")
-        time.sleep(0.3)
+        if not state["Running"]:
+            pytest.fail(f"web container exited before /healthz (state {state['Status']}):\n"
+                        f"{web.logs()}")  # fmt: skip
+        return False
+
+    try:
+        wait_until("the web container to answer /healthz", healthy, timeout, 0.3, errors=(),
+                   context=web.logs)  # fmt: skip
+    except BaseException:
+        docker("rm", "-f", name, check=False)
+        raise
+    return web
 
 
 def remove(web: Web) -> None:
@@ -346,18 +332,18 @@ def test_docker_stop_drains_in_flight_request_and_exits_0(
 
         sender = threading.Thread(target=send_patch)
         sender.start()
-        deadline = time.monotonic() + 15
-        while True:  # until the UPDATE is blocked on the lock inside MySQL
+
+        def update_blocked() -> int:
             with watcher.cursor() as cursor:
                 cursor.execute(
                     "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
                     "WHERE DB = %s AND INFO LIKE 'UPDATE users%%'",
                     (migrated["DATABASE_NAME"],),
                 )
-                if cursor.fetchone()[0]:
-                    break
-            assert time.monotonic() < deadline, "PATCH never reached the database"
-            time.sleep(0.1)
+                return cursor.fetchone()[0]
+
+        # until the UPDATE is blocked on the lock inside MySQL
+        wait_until("the PATCH's UPDATE to reach the database", update_blocked, 15, 0.1, errors=())
 
         stop: dict = {}
 
@@ -397,23 +383,11 @@ def test_docker_stop_under_load_answers_every_request_that_reached_the_socket(
     """No preStop hook in front of `docker stop`: SIGTERM arrives while clients still connect.
     Every connection the kernel completed gets its response; later ones are refused, never
     reset (tests/service/test_worker.py holds the same for the bare process)."""
-    from collections import Counter
-
-    from tests.service.test_worker import load
-
     server = start_web(IMAGE, migrated, free_port())
-    stop, counts = threading.Event(), Counter()
-    clients = [threading.Thread(target=load, args=(server, stop, counts, i)) for i in range(32)]
-    try:
-        for thread in clients:
-            thread.start()
+    with running_clients(connection_per_request, server.port, 32) as counts:
         time.sleep(2)
         result = docker("stop", "--time", "30", server.name, check=False, timeout=60)
         time.sleep(0.5)
-    finally:
-        stop.set()
-        for thread in clients:
-            thread.join(timeout=40)
     try:
         print(f"\ndocker stop under load (32 clients): {dict(sorted(counts.items()))}")
         assert result.returncode == 0, result.stderr

@@ -27,15 +27,16 @@ import pymysql
 import pytest
 
 from tests.support.chart import CHART, render
+from tests.support.docker import docker
 from tests.support.localdb import free_port
 from tests.support.paths import REPO
+from tests.support.wait import wait_until
 
 sys.path.insert(0, str(REPO / "scripts"))
 import standin_base
 
 pytestmark = pytest.mark.slow
 
-DOCKER = os.environ.get("DOCKER", "docker")
 IMAGE = os.environ.get("CONTAINER_MYSQL_IMAGE", "")
 MYSQL_UID = 999
 ACCESS_DENIED = {1044, 1045, 1142, 1130}  # DB, login, table denied; host not allowed
@@ -47,15 +48,6 @@ if not IMAGE:
         "`make test-container` (root; starts a private dockerd), not by plain `make test`",
         allow_module_level=True,
     )
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        pytest.fail(f"docker {' '.join(args[:3])} … exited {result.returncode}: {result.stderr}")
-    return result
 
 
 @dataclass
@@ -71,16 +63,17 @@ class Db:
         return docker("exec", self.name, *command, check=False, timeout=30)
 
     def wait_for_log(self, text: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.logs():
+        def logged() -> bool:
+            if text in self.logs():
+                return True
             state = json.loads(docker("inspect", self.name).stdout)[0]["State"]
             if not state["Running"]:
                 pytest.fail(
                     f"{self.name} exited {state['ExitCode']} before {text!r}:\n{self.logs()}"
                 )
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {text!r} from {self.name} within {timeout}s:\n{self.logs()}")
-            time.sleep(0.3)
+            return False
+
+        wait_until(f"{text!r} from {self.name}", logged, timeout, 0.3, errors=(), context=self.logs)
 
     def connect(self, user: str, password: str, database: str | None = None) -> pymysql.Connection:
         return pymysql.connect(
@@ -89,15 +82,12 @@ class Db:
         )  # fmt: skip
 
     def wait_for_tcp(self, user: str, password: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.connect(user, password).close()
-                return
-            except pymysql.err.OperationalError as exc:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{user} cannot log in over TCP: {exc}\n{self.logs()}")
-                time.sleep(0.3)
+        def logged_in() -> bool:
+            self.connect(user, password).close()
+            return True
+
+        wait_until(f"{user} to log in over TCP", logged_in, timeout, 0.3,
+                   errors=(pymysql.err.OperationalError,), context=self.logs)  # fmt: skip
 
 
 def remove(name: str) -> None:

@@ -281,7 +281,7 @@ def assert_problem(response: dict, status: int, says: str) -> None:
 
 @pytest.fixture(params=["default worker", "keep-alive worker"])
 def web_process(request, database, tmp_path):
-    from tests.service.test_web_process import WebProcess
+    from tests.support.web import WebProcess
 
     extra = {"MAX_BODY_BYTES": str(256 * 1024)}
     if request.param == "keep-alive worker":

@@ -9,12 +9,12 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
 from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 
+from tests.support.load import connection_per_request, keep_alive, read_response, running_clients
 from tests.support.tools import require_tool
 from tests.support.wait import wait_until
 from tests.support.web import WebProcess, block_a_worker, create_user
@@ -25,32 +25,6 @@ pytestmark = pytest.mark.slow
 def worker_pids(web: WebProcess) -> set[int]:
     children = Path(f"/proc/{web.process.pid}/task/{web.process.pid}/children").read_text()
     return {int(pid) for pid in children.split()}
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read one HTTP/1.1 response (Content-Length framed, or until EOF)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise EOFError(f"connection closed after {len(data)} bytes of the response head")
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", -1))
-    while length < 0 or len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            if length < 0:
-                break
-            raise EOFError("connection closed inside the response body")
-        body += chunk
-    return status, headers, body
 
 
 def raw_exchange(web: WebProcess, data: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
@@ -130,43 +104,19 @@ def test_idle_and_trickling_connections_neither_starve_probes_nor_get_workers_ki
         web.stop()
 
 
-def hammer(web: WebProcess, stop: threading.Event, done: Counter, worker: int) -> None:
-    """One keep-alive client sending GET /users and POST as fast as it is answered."""
-    import http.client
-
-    conn, n = http.client.HTTPConnection("127.0.0.1", web.port, timeout=30), 0
-    while not stop.is_set():
-        n += 1
-        if n % 3:
-            conn.request("GET", "/users?limit=20")
-        else:
-            body = json.dumps({"name": "Busy", "email": f"b{worker}-{n}@example.com"})
-            conn.request("POST", "/users", body, {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        response.read()
-        done[response.status] += 1
-    conn.close()
-
-
 def test_healthz_answers_within_1s_while_the_service_is_saturated(database, tmp_path):
     web = WebProcess(database, tmp_path)
-    stop, done = threading.Event(), Counter()
-    clients = [threading.Thread(target=hammer, args=(web, stop, done, i)) for i in range(12)]
     try:
-        for thread in clients:
-            thread.start()
-        time.sleep(0.5)
-        latencies = []
-        end = time.monotonic() + 4
-        while time.monotonic() < end:
-            status, elapsed = timed_get(web, "/healthz")
-            assert status == 200
-            latencies.append(elapsed)
-            time.sleep(0.05)
+        with running_clients(keep_alive, web.port, 12, join_timeout=30) as done:
+            time.sleep(0.5)
+            latencies = []
+            end = time.monotonic() + 4
+            while time.monotonic() < end:
+                status, elapsed = timed_get(web, "/healthz")
+                assert status == 200
+                latencies.append(elapsed)
+                time.sleep(0.05)
     finally:
-        stop.set()
-        for thread in clients:
-            thread.join(timeout=30)
         web.stop()
     latencies.sort()
     p50, worst = latencies[len(latencies) // 2], latencies[-1]
@@ -222,38 +172,6 @@ def test_a_trickled_request_head_gets_a_408_and_an_idle_connection_is_closed_sil
         web.stop()
 
 
-def load(web: WebProcess, stop: threading.Event, counts: Counter, worker: int) -> None:
-    """One client thread: a new connection per request, alternately GET /users and POST."""
-    n = 0
-    while not stop.is_set():
-        n += 1
-        if n % 2:
-            request = b"GET /users?limit=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        else:
-            body = json.dumps({"name": "Load", "email": f"l{worker}-{n}@example.com"}).encode()
-            request = (
-                b"POST /users HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                b"Content-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-        try:
-            sock = socket.create_connection(("127.0.0.1", web.port), timeout=5)
-        except (ConnectionRefusedError, TimeoutError):
-            counts["refused"] += 1
-            time.sleep(0.01)
-            continue
-        try:
-            sock.settimeout(30)
-            sock.sendall(request)
-            status = read_response(sock)[0]
-            counts[f"status {status}"] += 1
-        except (OSError, EOFError) as exc:
-            counts[f"lost ({type(exc).__name__})"] += 1
-        finally:
-            sock.close()
-
-
 @pytest.fixture(params=["with CAP_NET_ADMIN", "without CAP_NET_ADMIN"])
 def capabilities(request, tmp_path, monkeypatch) -> str:
     """Both shutdown paths: with CAP_NET_ADMIN (a root run) the worker closes the door with a
@@ -276,20 +194,14 @@ def test_sigterm_under_load_answers_every_request_that_reached_the_socket(
     database, tmp_path, capabilities
 ):
     web = WebProcess(database, tmp_path)
-    stop, counts = threading.Event(), Counter()
-    clients = [threading.Thread(target=load, args=(web, stop, counts, i)) for i in range(32)]
     try:
-        for thread in clients:
-            thread.start()
-        time.sleep(2)
-        answered_before = sum(v for k, v in counts.items() if k.startswith("status"))
-        web.process.send_signal(signal.SIGTERM)
-        code = web.process.wait(timeout=30)
-        time.sleep(0.5)  # clients now see a closed port
+        with running_clients(connection_per_request, web.port, 32) as counts:
+            time.sleep(2)
+            answered_before = sum(v for k, v in counts.items() if k.startswith("status"))
+            web.process.send_signal(signal.SIGTERM)
+            code = web.process.wait(timeout=30)
+            time.sleep(0.5)  # clients now see a closed port
     finally:
-        stop.set()
-        for thread in clients:
-            thread.join(timeout=40)
         web.stop()
     lost = {k: v for k, v in counts.items() if k.startswith("lost")}
     answered = sum(v for k, v in counts.items() if k.startswith("status"))
