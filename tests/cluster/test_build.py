@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import missing, require_root, require_tool
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -157,9 +158,10 @@ def test_verify_rejects_a_blob_that_does_not_match_its_digest(tmp_path, binary):
 def test_file_capability_matches_what_setcap_writes(tmp_path):
     expected = oci.file_capabilities(["CAP_NET_BIND_SERVICE"])
     assert expected == bytes.fromhex("0100000200040000000000000000000000000000")
+    require_root("setcap writes the capability xattr to compare with")
     setcap = shutil.which("setcap") or "/usr/sbin/setcap"
-    if os.geteuid() != 0 or not Path(setcap).exists():
-        pytest.skip("setcap (libcap2-bin) as root is needed to compare with the real thing")
+    if not Path(setcap).exists():
+        missing("no setcap to compare with the real thing: apt-get install libcap2-bin")
     target = tmp_path / "f"
     target.write_bytes(b"x")
     subprocess.run([setcap, "cap_net_bind_service=+ep", str(target)], check=True)
@@ -272,16 +274,15 @@ def test_an_old_go_is_named_in_one_line_with_exit_2(tmp_path):
 
 @pytest.mark.slow
 def test_pause_reaps_orphans_and_exits_0_on_sigterm(tmp_path):
-    if not shutil.which("go"):
-        pytest.skip("needs Go to build the pause program")
+    go = require_tool("go", "install Go 1.26 (https://go.dev/doc/install) to build pause")
     src = shutil.copytree(CLUSTER / "pause", tmp_path / "src")
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-    subprocess.run(["go", "build", "-o", str(tmp_path / "pause"), "."], cwd=src, env=env,
+    subprocess.run([go, "build", "-o", str(tmp_path / "pause"), "."], cwd=src, env=env,
                    check=True, timeout=300)  # fmt: skip
     # PID 1 of a new PID namespace, as in a pod: orphans there are re-parented to it
-    unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
-    if os.geteuid() != 0 or not unshare or not nsenter:
-        pytest.skip("needs root, unshare and nsenter for a PID namespace")
+    require_root("a new PID namespace for pause")
+    unshare = require_tool("unshare", "apt-get install util-linux")
+    nsenter = require_tool("nsenter", "apt-get install util-linux")
     proc = subprocess.Popen([unshare, "--pid", "--fork", "--kill-child", str(tmp_path / "pause")],
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import sys
 import pytest
 
 from tests.support.paths import REPO
+from tests.support.tools import require_root, require_tool
 
 NODE = REPO / "k8s-dev/cluster/node.py"
 
@@ -27,18 +27,19 @@ def run_up(tmp_path, *prefix: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
 def test_not_root_is_named_in_one_line(tmp_path):
+    require_root("to drop to uid 65534 with setpriv")
+    setpriv = require_tool("setpriv", "apt-get install util-linux")
     tmp_path.chmod(0o777)
-    out = run_up(tmp_path, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    out = run_up(tmp_path, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
     assert out.returncode == 2, out
     assert out.stderr.strip().splitlines() == [
         "cluster: needs root (it starts containerd, a kubelet and iptables rules)"
     ]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the root check comes first")
 def test_a_taken_port_is_named_in_one_line(tmp_path):
+    require_root("node.py's root check comes before its port check")
     with socket.socket() as holder:
         try:
             holder.bind(("127.0.0.1", 2379))

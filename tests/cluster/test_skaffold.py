@@ -56,6 +56,7 @@ from tests.support import chart
 from tests.support.http import request_json
 from tests.support.localdb import free_port
 from tests.support.paths import REPO
+from tests.support.tools import missing, require_root, require_tool
 from tests.support.wait import wait_until
 
 sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
@@ -576,8 +577,10 @@ def test_skaffold_builds_like_docker_build_with_the_cli_on_the_host_network():
 def test_copy_source_init_container_seeds_a_root_owned_emptydir_as_uid_10001():
     # The emptyDir's root belongs to root (kubelet, with fsGroup 10001 and setgid): copytree() onto
     # it failed with EPERM in copystat() and the dev pod never started.
-    if os.geteuid() != 0 or not shutil.which("setpriv") or not Path("/usr/bin/python3").exists():
-        pytest.skip("needs root, setpriv and /usr/bin/python3 to run the command as uid 10001")
+    require_root("to run the copy-source command as uid 10001")
+    require_tool("setpriv", "apt-get install util-linux")
+    if not Path("/usr/bin/python3").exists():
+        missing("no /usr/bin/python3 to run the copy-source command with")
     spec = deployment(render("--set", "web.reload=true", "--set", "image.tag=x"))["spec"]
     (copy,) = [c for c in spec["template"]["spec"]["initContainers"] if c["name"] == "copy-source"]
     assert copy["securityContext"]["runAsUser"] == 10001

@@ -361,17 +361,10 @@ def test_run_with_database_host_uses_it_as_is(tmp_path, server, database):
     assert not (project / ".local").exists()
 
 
-def shared_server_params():
-    params = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-    try:
-        pymysql.connect(**params, connect_timeout=2).close()
-    except pymysql.err.MySQLError as exc:
-        pytest.skip(f"no shared server on 127.0.0.1:3306: {exc}")
-    return params
-
-
-def test_create_and_drop_against_the_shared_server():
-    params = shared_server_params()
+def test_create_and_drop_against_a_server_given_by_its_connection_parameters(mysql_admin):
+    """create_database/drop_database take a Server or plain parameters (an existing server, as
+    TEST_DATABASE_* name one); here the test server's, over TCP."""
+    params = {k: mysql_admin[k] for k in ("host", "port", "user", "password")}
     tag = secrets.token_hex(4)
     name, web, mig = f"ldb_{tag}", f"ldbw_{tag}", f"ldbm_{tag}"
     try:

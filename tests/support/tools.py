@@ -38,6 +38,12 @@ def require_tool(
     missing(f"no working {name} {where}: {hint or HINTS.get(name, MAKE_TOOLS)}", required=required)
 
 
+def require_root(why: str) -> None:
+    """Root is a prerequisite like a tool, under the same policy; `why` says what needs it."""
+    if os.geteuid() != 0:
+        missing(f"needs root: {why}")
+
+
 def missing(message: str, *, required: bool = False) -> NoReturn:
     """The policy itself, for a prerequisite found some other way (e.g. the database server)."""
     if required or must_fail():
