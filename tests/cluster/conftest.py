@@ -10,7 +10,8 @@ cannot pass without running.
 from __future__ import annotations
 
 import pytest
-from cluster_helpers import KUBECONFIG, SKIP_REASON, cluster_required
+
+from tests.cluster.cluster_helpers import KUBECONFIG, SKIP_REASON, cluster_required
 
 
 @pytest.fixture(scope="session")

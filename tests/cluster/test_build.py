@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.scripts import import_script
 from tests.support.tools import missing, require_root, require_tool
 from tests.support.wait import wait_until
 
@@ -30,15 +30,7 @@ CLUSTER = REPO / "k8s-dev" / "cluster"
 BUILD_PY = CLUSTER / "build.py"
 
 
-def _load(name: str, path: Path):
-    """Import a k8s-dev/cluster module under a private name ("build" is also a PyPI package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load("cluster_build", BUILD_PY)
+build = import_script(BUILD_PY, as_name="cluster_build")  # "build" is also a PyPI package
 oci = build.oci
 versions = build.versions
 

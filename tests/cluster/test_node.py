@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 
 import pytest
-from cluster_helpers import kubectl
 
-from tests.support.paths import REPO
+from tests.cluster.cluster_helpers import kubectl
+from tests.support.scripts import CLUSTER, import_script
 from tests.support.wait import wait_until
 
-sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
-import node
+node = import_script(CLUSTER / "node.py")
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 

@@ -14,20 +14,19 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, tool
-from cluster_load import host_load
 
+from tests.cluster.cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, tool
+from tests.cluster.cluster_load import host_load
 from tests.support.http import Response, request_json
 from tests.support.paths import REPO
+from tests.support.scripts import CLUSTER, import_script
 from tests.support.wait import wait_until
 
-sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
-import deploy
+deploy = import_script(CLUSTER / "deploy.py")
 
 pytestmark = pytest.mark.usefixtures("kubeconfig")
 NS, RELEASE, DEPLOYMENT = "users", "users", "users-users-service"

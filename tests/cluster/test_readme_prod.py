@@ -19,12 +19,12 @@ import secrets
 import time
 
 import pytest
-from cluster_helpers import helm, kubectl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.cluster.cluster_helpers import helm, kubectl
 from tests.support.paths import REPO
 from tests.support.wait import wait_until
 

@@ -50,19 +50,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, stop_process, tool
 
+from tests.cluster.cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, stop_process, tool
 from tests.support import chart
 from tests.support.http import request_json
 from tests.support.localdb import free_port
 from tests.support.paths import REPO
+from tests.support.scripts import CLUSTER, import_script
 from tests.support.tools import missing, require_root, require_tool
 from tests.support.wait import wait_until
 
-sys.path.insert(0, str(REPO / "k8s-dev/cluster"))
-sys.path.insert(0, str(REPO / "scripts"))
-import dockerd
-import node
+dockerd = import_script(REPO / "scripts/dockerd.py")
+node = import_script(CLUSTER / "node.py")
 
 RELEASE, SERVICE = "users", "users-users-service"
 ARTIFACT = "users-service"

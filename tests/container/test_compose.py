@@ -33,11 +33,11 @@ from tests.support.docker import docker
 from tests.support.http import request_json
 from tests.support.localdb import free_port
 from tests.support.paths import REPO
+from tests.support.scripts import import_script
 from tests.support.wait import wait_until
 
-sys.path.insert(0, str(REPO / "scripts"))
-import dockerd
-import standin_base
+dockerd = import_script(REPO / "scripts/dockerd.py")
+standin_base = import_script(REPO / "scripts/standin_base.py")
 
 pytestmark = pytest.mark.slow
 

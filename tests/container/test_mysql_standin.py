@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -30,10 +29,10 @@ from tests.support.chart import CHART, render
 from tests.support.docker import docker
 from tests.support.localdb import free_port
 from tests.support.paths import REPO
+from tests.support.scripts import import_script
 from tests.support.wait import wait_until
 
-sys.path.insert(0, str(REPO / "scripts"))
-import standin_base
+standin_base = import_script(REPO / "scripts/standin_base.py")
 
 pytestmark = pytest.mark.slow
 

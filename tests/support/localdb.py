@@ -5,27 +5,13 @@ same module object."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from tests.support.paths import SCRIPTS
+from tests.support.scripts import import_script
 from tests.support.tools import missing
 
-
-def _load() -> ModuleType:
-    if "localdb" in sys.modules:
-        return sys.modules["localdb"]
-    spec = importlib.util.spec_from_file_location("localdb", SCRIPTS / "localdb.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localdb"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-localdb = _load()
+localdb = import_script(SCRIPTS / "localdb.py")
 free_port = localdb.free_port
 
 
