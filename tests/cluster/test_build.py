@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import CLUSTER
 from tests.support.scripts import import_script
 from tests.support.tools import missing, require_root, require_tool
 from tests.support.wait import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-CLUSTER = REPO / "k8s-dev" / "cluster"
 BUILD_PY = CLUSTER / "build.py"
 
 

@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from tests.cluster.cluster_helpers import kubectl
-from tests.support.scripts import CLUSTER, import_script
+from tests.support.paths import CLUSTER
+from tests.support.scripts import import_script
 from tests.support.wait import wait_until
 
 node = import_script(CLUSTER / "node.py")

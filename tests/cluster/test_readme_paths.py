@@ -22,8 +22,8 @@ import pytest
 from tests.cluster.cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, tool
 from tests.cluster.cluster_load import host_load
 from tests.support.http import Response, request_json
-from tests.support.paths import REPO
-from tests.support.scripts import CLUSTER, import_script
+from tests.support.paths import CLUSTER, REPO
+from tests.support.scripts import import_script
 from tests.support.wait import wait_until
 
 deploy = import_script(CLUSTER / "deploy.py")

@@ -55,12 +55,12 @@ from tests.cluster.cluster_helpers import CONTEXT, KUBECONFIG, helm, kubectl, st
 from tests.support import chart
 from tests.support.http import request_json
 from tests.support.localdb import free_port
-from tests.support.paths import REPO
-from tests.support.scripts import CLUSTER, import_script
+from tests.support.paths import CLUSTER, REPO, SCRIPTS
+from tests.support.scripts import import_script
 from tests.support.tools import missing, require_root, require_tool
 from tests.support.wait import wait_until
 
-dockerd = import_script(REPO / "scripts/dockerd.py")
+dockerd = import_script(SCRIPTS / "dockerd.py")
 node = import_script(CLUSTER / "node.py")
 
 RELEASE, SERVICE = "users", "users-users-service"

@@ -32,12 +32,12 @@ from tests.container.index_proxy import IndexProxy, index_hosts
 from tests.support.docker import docker
 from tests.support.http import request_json
 from tests.support.localdb import free_port
-from tests.support.paths import REPO
+from tests.support.paths import REPO, SCRIPTS
 from tests.support.scripts import import_script
 from tests.support.wait import wait_until
 
-dockerd = import_script(REPO / "scripts/dockerd.py")
-standin_base = import_script(REPO / "scripts/standin_base.py")
+dockerd = import_script(SCRIPTS / "dockerd.py")
+standin_base = import_script(SCRIPTS / "standin_base.py")
 
 pytestmark = pytest.mark.slow
 

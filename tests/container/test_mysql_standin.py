@@ -28,11 +28,11 @@ import pytest
 from tests.support.chart import CHART, render
 from tests.support.docker import docker
 from tests.support.localdb import free_port
-from tests.support.paths import REPO
+from tests.support.paths import SCRIPTS
 from tests.support.scripts import import_script
 from tests.support.wait import wait_until
 
-standin_base = import_script(REPO / "scripts/standin_base.py")
+standin_base = import_script(SCRIPTS / "standin_base.py")
 
 pytestmark = pytest.mark.slow
 

@@ -364,7 +364,7 @@ def test_run_with_database_host_uses_it_as_is(tmp_path, server, database):
 def test_create_and_drop_against_a_server_given_by_its_connection_parameters(mysql_admin):
     """create_database/drop_database take a Server or plain parameters (an existing server, as
     TEST_DATABASE_* name one); here the test server's, over TCP."""
-    params = {k: mysql_admin[k] for k in ("host", "port", "user", "password")}
+    params = mysql_admin
     tag = secrets.token_hex(4)
     name, web, mig = f"ldb_{tag}", f"ldbw_{tag}", f"ldbm_{tag}"
     try:

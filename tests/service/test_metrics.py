@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.support.web import WebProcess
+
 
 def scrape(client) -> str:
     return client.get("/metrics").get_data(as_text=True)
@@ -101,8 +103,6 @@ def test_exporter_info_is_still_exported(client):
 def test_a_flood_of_made_up_methods_and_paths_leaves_the_series_count_fixed(database, tmp_path):
     """Against the real web process (2 workers, multiprocess files): 2,000 requests with
     made-up methods on made-up paths and on real routes add no series beyond the fixed set."""
-    from tests.support.web import WebProcess
-
     web = WebProcess(database, tmp_path)
     try:
         before = scrape_process(web)

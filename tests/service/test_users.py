@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from tests.support.web import WebProcess
+
 PROBLEM = "application/problem+json"
 
 
@@ -281,8 +283,6 @@ def assert_problem(response: dict, status: int, says: str) -> None:
 
 @pytest.fixture(params=["default worker", "keep-alive worker"])
 def web_process(request, database, tmp_path):
-    from tests.support.web import WebProcess
-
     extra = {"MAX_BODY_BYTES": str(256 * 1024)}
     if request.param == "keep-alive worker":
         extra["GUNICORN_CMD_ARGS"] = KEEP_ALIVE_WORKER

@@ -13,10 +13,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from tests.support.paths import REPO
-
-CLUSTER = REPO / "k8s-dev" / "cluster"
-
 
 def import_script(path: Path, as_name: str | None = None) -> ModuleType:
     """The module of the script at `path`, executed once per name."""
